@@ -1,0 +1,122 @@
+"""The history-example builder as an Apache Beam ``PTransform``, so it scales past one machine.
+
+It groups events by user (one user's history must fit one worker: 10^4-10^5 events is fine) and
+calls the same ``history.user_history_examples`` as the in-memory path, so both give identical
+examples. The time cutoff comes from two global combiners (min/max timestamp), as a side input.
+
+Example::
+
+    with beam.Pipeline() as pipeline:
+        events = pipeline | beam.io.ReadFromTFRecord(pattern) | beam.Map(parse_log_example, columns)
+        outputs = events | BuildHistoryExamples(schema, eval_fraction=0.2)
+        outputs["train"] | beam.io.WriteToTFRecord(...)   # serialized tf.Example
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import apache_beam as beam
+import numpy as np
+
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress.data import history
+
+
+def parse_log_example(serialized: bytes, columns: tuple[str, ...]) -> dict[str, int]:
+    """One log event from a serialized ``tf.Example`` (as CsvExampleGen / ImportExampleGen write).
+
+    Raises:
+      ValueError: a contract column is missing or is not a single int64 value.
+    """
+    import tensorflow as tf
+
+    example = tf.train.Example.FromString(serialized)
+    feature_map = example.features.feature
+    event = {}
+    for name in columns:
+        if name not in feature_map:
+            raise ValueError(f"Interaction log event is missing column {name!r}; expected columns {list(columns)}, "
+                             f"got {sorted(feature_map)}.")
+        values = feature_map[name].int64_list.value
+        if len(values) != 1:
+            kind = feature_map[name].WhichOneof("kind")
+            raise ValueError(f"Interaction log column {name!r} must be one int64 per event, got {kind} "
+                             f"with {len(values) or 'no'} int64 value(s).")
+        event[name] = int(values[0])
+    return event
+
+
+def _user_examples(keyed_events: tuple[int, Iterable[Mapping[str, int]]], schema: F.DataSchema,
+                   columns: tuple[str, ...]) -> Iterable[tuple[int, bytes]]:
+    _, events = keyed_events
+    events = list(events)
+    log = {name: np.array([event[name] for event in events], dtype=np.int64) for name in columns}
+    F.validate_log(log, event_features=tuple(schema.event_features))
+    examples = history.user_history_examples(log, schema)
+    for timestamp, serialized in zip(examples[F.TIMESTAMP], F.to_tf_examples(examples)):
+        yield int(timestamp), serialized
+
+
+class _MaxId(beam.CombineFn):
+    """Per-column maximum ID over all events (vocabulary size = max + 1)."""
+
+    def __init__(self, columns: tuple[str, ...]):
+        self._columns = columns
+
+    def create_accumulator(self):
+        return {name: 0 for name in self._columns}
+
+    def add_input(self, accumulator, event):
+        return {name: max(accumulator[name], event[name]) for name in self._columns}
+
+    def merge_accumulators(self, accumulators):
+        merged = self.create_accumulator()
+        for accumulator in accumulators:
+            merged = {name: max(merged[name], accumulator[name]) for name in self._columns}
+        return merged
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
+class BuildHistoryExamples(beam.PTransform):
+    """Event dicts -> ``{"train": serialized tf.Example, "eval": ..., "max_ids": {column: max}}``.
+
+    Args:
+      schema: L, event features and context features (its vocabulary sizes are not used here:
+        ``max_ids`` reports what the data holds, to build the final schema).
+      eval_fraction: the last fraction of the time range whose targets go to ``"eval"``.
+    """
+
+    def __init__(self, schema: F.DataSchema, eval_fraction: float):
+        super().__init__()
+        history.check_eval_fraction(eval_fraction)
+        self._schema = schema
+        self._eval_fraction = eval_fraction
+        self._columns = F.LOG_COLUMNS + tuple(schema.event_features)
+
+    def expand(self, events):
+        timestamps = events | "Timestamps" >> beam.Map(lambda event: event[F.TIMESTAMP])
+        min_timestamp = timestamps | "MinTime" >> beam.CombineGlobally(min)
+        max_timestamp = timestamps | "MaxTime" >> beam.CombineGlobally(max)
+        id_columns = (F.USER_ID, F.ITEM_ID, F.CATEGORY) + tuple(self._schema.event_features)
+        max_ids = events | "MaxIds" >> beam.CombineGlobally(_MaxId(id_columns))
+        examples = (
+            events
+            | "KeyByUser" >> beam.Map(lambda event: (event[F.USER_ID], event))
+            | "GroupByUser" >> beam.GroupByKey()
+            | "BuildPerUser" >> beam.FlatMap(_user_examples, self._schema, self._columns))
+        eval_fraction = self._eval_fraction
+
+        def which_split(timestamped, num_partitions, min_ts, max_ts):
+            cutoff = history.cutoff_from_range(min_ts, max_ts, eval_fraction)
+            return history.SPLITS.index(history.split_name(timestamped[0], cutoff))
+
+        train, evaluation = examples | "SplitByTime" >> beam.Partition(
+            which_split, len(history.SPLITS),
+            min_ts=beam.pvalue.AsSingleton(min_timestamp), max_ts=beam.pvalue.AsSingleton(max_timestamp))
+        return {
+            "train": train | "DropTimeTrain" >> beam.Map(lambda timestamped: timestamped[1]),
+            "eval": evaluation | "DropTimeEval" >> beam.Map(lambda timestamped: timestamped[1]),
+            "max_ids": max_ids,
+        }
