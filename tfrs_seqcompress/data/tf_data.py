@@ -1,0 +1,45 @@
+"""``tf.data`` input pipelines over history examples: from in-memory columns or TFRecord files.
+
+Example::
+
+    train = dataset_from_columns(train_columns, batch_size=512, shuffle_seed=0)
+    evaluation = dataset_from_tfrecords("Split-eval/*.gz", schema, batch_size=1024)
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_seqcompress import features as F
+
+
+def dataset_from_columns(columns: Mapping[str, np.ndarray], batch_size: int,
+                         shuffle_seed: int | None = None) -> tf.data.Dataset:
+    """Batches of feature dicts from example columns; shuffled when ``shuffle_seed`` is given."""
+    dataset = tf.data.Dataset.from_tensor_slices({name: np.asarray(values) for name, values in columns.items()})
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(next(iter(columns.values()))), seed=shuffle_seed,
+                                  reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def dataset_from_tfrecords(file_patterns: str | Sequence[str], schema: F.DataSchema, batch_size: int,
+                           shuffle_seed: int | None = None, with_label: bool = True) -> tf.data.Dataset:
+    """Batches of parsed history examples from GZIP TFRecord files (as the pipeline writes them).
+
+    Raises:
+      ValueError: the patterns match no file.
+    """
+    patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
+    files = sorted(path for pattern in patterns for path in tf.io.gfile.glob(pattern))
+    if not files:
+        raise ValueError(f"No TFRecord files match {patterns}.")
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(10_000, seed=shuffle_seed, reshuffle_each_iteration=True)
+    spec = F.example_parse_spec(schema, with_label)
+    return (dataset.batch(batch_size)
+            .map(lambda serialized: tf.io.parse_example(serialized, spec), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))

@@ -1,0 +1,36 @@
+"""History encoders for TFRS ranking models; all share ``base.HistoryEncoder``'s interface.
+
+Example::
+
+    from tfrs_seqcompress import layers
+    encoder = layers.make_encoder("din_last_n", last_n=50)
+"""
+from __future__ import annotations
+
+from tfrs_seqcompress.layers.attention import TargetAttention, masked_softmax
+from tfrs_seqcompress.layers.base import HistoryEncoder
+from tfrs_seqcompress.layers.baselines import DINEncoder, MeanPoolingEncoder, SimHardEncoder
+
+# Encoder names used by configs, the pipeline and the benchmarks -> (class, default arguments).
+ENCODERS = {
+    "mean": (MeanPoolingEncoder, {}),
+    "din_last_n": (DINEncoder, {"last_n": 20}),
+    "din_full": (DINEncoder, {"last_n": None}),
+    "sim_hard": (SimHardEncoder, {}),
+}
+
+
+def make_encoder(name: str, **overrides) -> HistoryEncoder:
+    """Builds the encoder registered under ``name`` (see ``ENCODERS``), defaults overridden by kwargs.
+
+    Raises:
+      ValueError: ``name`` is not registered.
+    """
+    if name not in ENCODERS:
+        raise ValueError(f"Unknown history encoder {name!r}; expected one of {sorted(ENCODERS)}.")
+    cls, defaults = ENCODERS[name]
+    return cls(**{**defaults, **overrides})
+
+
+__all__ = ["HistoryEncoder", "TargetAttention", "masked_softmax", "MeanPoolingEncoder", "DINEncoder",
+           "SimHardEncoder", "ENCODERS", "make_encoder"]

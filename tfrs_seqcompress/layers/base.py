@@ -1,0 +1,67 @@
+"""The one interface every history encoder shares, so the ranking model never special-cases one.
+
+An encoder is a Keras layer called with a dict of tensors (keys below) and returning the
+user-interest vector ``[batch_size, output_dim]``. It declares the keys it needs in
+``required_inputs``; ``check_inputs`` raises a ``ValueError`` naming a missing key or a wrong rank
+before any graph is built.
+
+Keys (batch ``B``, history length ``L``, embedding size ``D``):
+
+* ``history_embeddings``: ``[B, L, D]`` float, the ranking embeddings of the history events;
+* ``history_mask``: ``[B, L]`` bool (or 0/1), true on real events, false on padding;
+* ``candidate_embedding``: ``[B, D]`` float, the ranking embedding of the candidate item;
+* ``history_category``: ``[B, L]`` int, each event's category (SIM-hard);
+* ``candidate_category``: ``[B]`` int, the candidate's category (SIM-hard).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import tensorflow as tf
+
+HISTORY_EMBEDDINGS = "history_embeddings"
+HISTORY_MASK = "history_mask"
+CANDIDATE_EMBEDDING = "candidate_embedding"
+HISTORY_CATEGORY = "history_category"
+CANDIDATE_CATEGORY = "candidate_category"
+
+EXPECTED_RANKS = {HISTORY_EMBEDDINGS: 3, HISTORY_MASK: 2, CANDIDATE_EMBEDDING: 2,
+                  HISTORY_CATEGORY: 2, CANDIDATE_CATEGORY: 1}
+SHAPE_NAMES = {HISTORY_EMBEDDINGS: "[batch, history_length, dim]", HISTORY_MASK: "[batch, history_length]",
+               CANDIDATE_EMBEDDING: "[batch, dim]", HISTORY_CATEGORY: "[batch, history_length]",
+               CANDIDATE_CATEGORY: "[batch]"}
+
+
+class HistoryEncoder(tf.keras.layers.Layer):
+    """Base class: ``call(inputs: dict[str, Tensor]) -> Tensor[batch_size, output_dim]``.
+
+    Subclasses set ``required_inputs`` and implement ``encode``; ``call`` checks the inputs first.
+    """
+
+    required_inputs: tuple[str, ...] = (HISTORY_EMBEDDINGS, HISTORY_MASK, CANDIDATE_EMBEDDING)
+
+    def check_inputs(self, inputs: Mapping[str, tf.Tensor]) -> None:
+        """Raises ``ValueError`` naming the missing input or the one with the wrong rank / width."""
+        if not isinstance(inputs, Mapping):
+            raise ValueError(f"{type(self).__name__} takes a dict with keys {list(self.required_inputs)}, "
+                             f"got {type(inputs).__name__}.")
+        missing = [key for key in self.required_inputs if key not in inputs]
+        if missing:
+            raise ValueError(f"{type(self).__name__} needs input(s) {missing}; got {sorted(inputs)}.")
+        for key in self.required_inputs:
+            rank = inputs[key].shape.rank
+            if rank is not None and rank != EXPECTED_RANKS[key]:
+                raise ValueError(f"{type(self).__name__}: input {key!r} must have shape {SHAPE_NAMES[key]}, "
+                                 f"got shape {inputs[key].shape}.")
+        history_dim = inputs[HISTORY_EMBEDDINGS].shape[-1]
+        candidate_dim = inputs[CANDIDATE_EMBEDDING].shape[-1]
+        if history_dim is not None and candidate_dim is not None and history_dim != candidate_dim:
+            raise ValueError(f"{type(self).__name__}: 'history_embeddings' dim {history_dim} differs from "
+                             f"'candidate_embedding' dim {candidate_dim}; expected the same D.")
+
+    def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        self.check_inputs(inputs)
+        return self.encode(inputs)
+
+    def encode(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        raise NotImplementedError

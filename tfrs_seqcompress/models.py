@@ -1,0 +1,152 @@
+"""The TFRS ranking model that takes any history encoder, and helpers to train and score it.
+
+Architecture: item and category embeddings (size E each) form the candidate embedding
+``[B, 2E]``; the same tables embed the history events, plus an embedding of each past event's
+label (the user's feedback); the encoder turns history + candidate into a user-interest vector;
+an MLP over [candidate, interest, candidate * interest, context-feature embeddings] gives the
+click logit. Loss and metrics live in a ``tfrs.tasks.Ranking``; training is stock Keras ``fit``.
+
+Example::
+
+    model = RankingModel(schema, layers.make_encoder("din_full"))
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+    model.fit(tf_data.dataset_from_columns(train, 512, shuffle_seed=0), epochs=2)
+    probabilities = predict_probabilities(model, tf_data.dataset_from_columns(test, 1024))
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress import layers as encoder_layers
+from tfrs_seqcompress.layers import base
+
+
+def safe_ids(ids: tf.Tensor, vocabulary_size: int) -> tf.Tensor:
+    """IDs outside ``[0, vocabulary_size)`` become 0, the unknown ID (a documented serving
+    fallback for items newer than the model; offline data is checked by ``features``)."""
+    ids = tf.cast(ids, tf.int64)
+    return tf.where((ids >= 0) & (ids < vocabulary_size), ids, tf.zeros_like(ids))
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
+class RankingModel(tfrs.models.Model):
+    """A click-through ranking model over history examples, with a pluggable history encoder.
+
+    Attributes:
+      schema: the data contract's ``DataSchema`` (vocabularies, L, context features).
+      encoder: any ``layers.HistoryEncoder``.
+      embedding_dim: E, the size of the item and category embeddings (D = 2E).
+      hidden_units: the prediction MLP.
+
+    ``call(features)`` takes parsed history examples (``features.example_parse_spec``) and returns
+    click logits ``[batch_size]``.
+    """
+
+    def __init__(self, schema: F.DataSchema, encoder: base.HistoryEncoder, embedding_dim: int = 16,
+                 hidden_units: Sequence[int] = (64, 32), **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(schema, str):
+            schema = F.DataSchema.from_json(schema)
+        if isinstance(encoder, dict):
+            encoder = tf.keras.layers.deserialize(encoder)
+        if not isinstance(encoder, base.HistoryEncoder):
+            raise ValueError(f"encoder must be a layers.HistoryEncoder, got {type(encoder).__name__}.")
+        self.schema = schema
+        self.encoder = encoder
+        self.embedding_dim = embedding_dim
+        self.hidden_units = tuple(hidden_units)
+        self.item_embedding = tf.keras.layers.Embedding(schema.num_items, embedding_dim, name="item_embedding")
+        self.category_embedding = tf.keras.layers.Embedding(schema.num_categories, embedding_dim,
+                                                            name="category_embedding")
+        self.feedback_embedding = tf.keras.layers.Embedding(2, 2 * embedding_dim, name="feedback_embedding")
+        self.context_embeddings = {
+            name: tf.keras.layers.Embedding(schema.event_features[name], 4, name=f"{name}_embedding")
+            for name in schema.context_features}
+        self.predictor = tf.keras.Sequential(
+            [tf.keras.layers.Dense(units, activation="relu") for units in self.hidden_units]
+            + [tf.keras.layers.Dense(1)], name="predictor")
+        self.task = tfrs.tasks.Ranking(
+            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+            metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc"),
+                     tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss")])
+
+    def required_features(self) -> tuple[str, ...]:
+        return (F.TARGET_FIELDS + self.schema.context_features
+                + tuple(F.history_name(field) for field in (F.ITEM_ID, F.CATEGORY, F.LABEL)) + (F.HISTORY_MASK,))
+
+    def check_features(self, features: Mapping[str, tf.Tensor]) -> None:
+        """Raises ``ValueError`` naming a missing feature or one with the wrong shape."""
+        missing = [name for name in self.required_features() if name not in features]
+        if missing:
+            raise ValueError(f"RankingModel is missing feature(s) {missing}; got {sorted(features)}.")
+        length = self.schema.history_length
+        for name in self.required_features():
+            shape = features[name].shape
+            expected = [None, length] if name.startswith(F.HISTORY_PREFIX) else [None]
+            if shape.rank != len(expected) or (len(expected) == 2 and shape[1] not in (None, length)):
+                raise ValueError(f"Feature {name!r} must have shape {expected} (history length {length}), "
+                                 f"got {shape}.")
+
+    def embed_items(self, item_ids: tf.Tensor, category_ids: tf.Tensor) -> tf.Tensor:
+        """``[..., 2E]`` ranking embedding of items: item and category embeddings concatenated."""
+        return tf.concat([self.item_embedding(safe_ids(item_ids, self.schema.num_items)),
+                          self.category_embedding(safe_ids(category_ids, self.schema.num_categories))], axis=-1)
+
+    def encoder_inputs(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The dict every history encoder reads (``layers.base``)."""
+        history = self.embed_items(features[F.history_name(F.ITEM_ID)], features[F.history_name(F.CATEGORY)])
+        history += self.feedback_embedding(safe_ids(features[F.history_name(F.LABEL)], 2))
+        return {
+            base.HISTORY_EMBEDDINGS: history,
+            base.HISTORY_MASK: tf.cast(features[F.HISTORY_MASK], tf.bool),
+            base.CANDIDATE_EMBEDDING: self.embed_items(features[F.ITEM_ID], features[F.CATEGORY]),
+            base.HISTORY_CATEGORY: features[F.history_name(F.CATEGORY)],
+            base.CANDIDATE_CATEGORY: features[F.CATEGORY],
+        }
+
+    def call(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        self.check_features(features)
+        inputs = self.encoder_inputs(features)
+        candidate = inputs[base.CANDIDATE_EMBEDDING]
+        interest = self.encoder(inputs)
+        context = [self.context_embeddings[name](safe_ids(features[name], self.schema.event_features[name]))
+                   for name in self.schema.context_features]
+        if interest.shape[-1] == candidate.shape[-1]:
+            context.append(candidate * interest)
+        logits = self.predictor(tf.concat([candidate, interest] + context, axis=-1))
+        return tf.squeeze(logits, axis=-1)
+
+    def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        if F.LABEL not in features:
+            raise ValueError("Training examples need the 'label' feature (0/1).")
+        labels = tf.cast(features[F.LABEL], tf.float32)
+        return self.task(labels=labels, predictions=self(features, training=training))
+
+    def get_config(self):
+        return {"schema": self.schema.to_json(), "encoder": tf.keras.layers.serialize(self.encoder),
+                "embedding_dim": self.embedding_dim, "hidden_units": list(self.hidden_units)}
+
+
+def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: float = 1e-3,
+                        embedding_dim: int = 16, **encoder_overrides) -> RankingModel:
+    """A compiled ``RankingModel`` with the encoder registered as ``encoder_name`` (Adam)."""
+    model = RankingModel(schema, encoder_layers.make_encoder(encoder_name, **encoder_overrides),
+                         embedding_dim=embedding_dim)
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+    return model
+
+
+def predict_probabilities(model: RankingModel, dataset: tf.data.Dataset) -> dict[str, np.ndarray]:
+    """Click probabilities with the user IDs and labels of every example, for ``metrics``."""
+    collected = {"user_id": [], "label": [], "probability": []}
+    predict = tf.function(lambda batch: tf.sigmoid(model(batch)))
+    for batch in dataset:
+        collected["probability"].append(predict(batch).numpy())
+        collected["user_id"].append(batch[F.USER_ID].numpy())
+        collected["label"].append(batch[F.LABEL].numpy())
+    return {name: np.concatenate(values) for name, values in collected.items()}

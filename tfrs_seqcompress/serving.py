@@ -1,0 +1,90 @@
+"""Export for TF Serving: a ``serving_default`` signature over serialized ``tf.Example``, and warmup.
+
+The exported SavedModel follows TF Serving's conventions:
+
+* ``serving_default(examples: tf.string[batch]) -> {"score": float[batch], "logit": float[batch]}``
+  — ``examples`` are history examples (``features``) without the label; ``score`` is the click
+  probability;
+* the data contract is baked into the signature (the parse spec), so nothing is read from the
+  training machine at serving time;
+* ``assets.extra/tf_serving_warmup_requests``: a TFRecord of ``PredictionLog``s (at most 1,000)
+  that TF Serving replays on load so the first real request is not slow.
+
+Example::
+
+    export_serving_model(model, "saved_models/ranker/1", warmup_examples=serialized[:16])
+    loaded = tf.saved_model.load("saved_models/ranker/1")
+    scores = loaded.signatures["serving_default"](examples=tf.constant(serialized))["score"]
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import tensorflow as tf
+
+from tfrs_seqcompress import features as F
+
+SIGNATURE_NAME = "serving_default"
+INPUT_KEY = "examples"
+SCORE_KEY = "score"
+LOGIT_KEY = "logit"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+MAX_WARMUP_RECORDS = 1000
+
+
+def serving_function(model: tf.keras.Model, schema: F.DataSchema) -> tf.types.experimental.ConcreteFunction:
+    """The ``serving_default`` concrete function of ``model`` (parses, scores, names outputs)."""
+    spec = F.example_parse_spec(schema, with_label=False)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
+    def serve(examples):
+        logits = model(tf.io.parse_example(examples, spec), training=False)
+        return {SCORE_KEY: tf.sigmoid(logits), LOGIT_KEY: logits}
+
+    return serve.get_concrete_function()
+
+
+def predict_request(serialized_examples: Sequence[bytes], model_name: str = "ranker"):
+    """A TF Serving ``PredictRequest`` for ``serving_default`` carrying serialized examples."""
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = SIGNATURE_NAME
+    request.inputs[INPUT_KEY].CopyFrom(tf.make_tensor_proto(list(serialized_examples), dtype=tf.string))
+    return request
+
+
+def write_warmup_requests(export_dir: str, serialized_examples: Sequence[bytes], model_name: str = "ranker",
+                          batch_size: int = 8) -> str:
+    """Writes ``assets.extra/tf_serving_warmup_requests`` (``PredictionLog`` records) into ``export_dir``."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(export_dir, WARMUP_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    batches = [serialized_examples[start:start + batch_size]
+               for start in range(0, len(serialized_examples), batch_size)][:MAX_WARMUP_RECORDS]
+    with tf.io.TFRecordWriter(path) as writer:
+        for batch in batches:
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=predict_request(batch, model_name)))
+            writer.write(log.SerializeToString())
+    return path
+
+
+def export_serving_model(model: tf.keras.Model, export_dir: str, schema: F.DataSchema | None = None,
+                         warmup_examples: Sequence[bytes] = (), model_name: str = "ranker") -> str:
+    """Saves ``model`` as a TF Serving SavedModel in ``export_dir`` (with warmup if examples given).
+
+    Args:
+      model: a trained ``models.RankingModel`` (or any Keras model over history examples).
+      export_dir: the version directory, e.g. ``saved_models/<model_name>/<version>``.
+      schema: the data contract; default ``model.schema``.
+      warmup_examples: serialized history examples (label optional) for the warmup file.
+    """
+    schema = schema or model.schema
+    model.save(export_dir, save_format="tf", signatures={SIGNATURE_NAME: serving_function(model, schema)})
+    if warmup_examples:
+        write_warmup_requests(export_dir, list(warmup_examples), model_name)
+    return export_dir
