@@ -1,0 +1,58 @@
+"""Every setting of the pipeline, in one place (TFX template style).
+
+The local runner builds a ``PipelineConfig`` from these defaults and its command-line flags.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+PIPELINE_NAME = "tfrs_seqcompress"
+MODEL_NAME = "ranker"
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """Settings of one pipeline run.
+
+    Attributes:
+      data_dir: the directory of interaction-log files ExampleGen reads (CSV, or TFRecord if
+        ``data_format == "tfrecord"``), following the data contract.
+      event_features, context_features: the log's extra columns (see ``features.DataSchema``).
+      history_length: L.
+      eval_fraction: the last fraction of the time range used for evaluation.
+      encoder: a name from ``tfrs_seqcompress.layers.ENCODERS``.
+      epochs, batch_size, learning_rate, embedding_dim, seed: training.
+      min_eval_auc: the Evaluator blesses (and the Pusher pushes) only models with eval AUC above it.
+      model_name: pushed to ``saved_models/<model_name>/<version>``.
+      beam_pipeline_args: where Beam steps run (DirectRunner here; Flink/Spark/Dataflow by flags).
+    """
+
+    data_dir: str
+    event_features: tuple[str, ...] = ()
+    context_features: tuple[str, ...] = ()
+    data_format: str = "csv"
+    history_length: int = 50
+    eval_fraction: float = 0.2
+    encoder: str = "din_full"
+    epochs: int = 2
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    embedding_dim: int = 16
+    seed: int = 0
+    min_eval_auc: float = 0.55
+    pipeline_name: str = PIPELINE_NAME
+    model_name: str = MODEL_NAME
+    pipeline_root: str = str(REPO_ROOT / "pipeline_root" / PIPELINE_NAME)
+    metadata_path: str = str(REPO_ROOT / "tfx_metadata" / PIPELINE_NAME / "metadata.db")
+    serving_model_dir: str = str(REPO_ROOT / "saved_models" / MODEL_NAME)
+    beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=multi_processing",
+                                           f"--direct_num_workers={min(2, os.cpu_count() or 1)}")
+
+    def trainer_custom_config(self) -> dict:
+        return {"encoder": self.encoder, "epochs": self.epochs, "batch_size": self.batch_size,
+                "learning_rate": self.learning_rate, "embedding_dim": self.embedding_dim, "seed": self.seed,
+                "model_name": self.model_name}

@@ -1,0 +1,43 @@
+"""The Trainer's ``run_fn``: builds the library's ranking model, trains it, exports it for serving.
+
+Reached by TFX's Trainer as the dotted path ``pipelines.trainer_module.run_fn`` (the package is
+installed in the environment, so no module file is packaged). Settings arrive in
+``fn_args.custom_config`` (see ``configs.TrainerConfig``).
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+from absl import logging
+
+from pipelines.components import data_schema_io
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress import models, serving
+from tfrs_seqcompress.data import tf_data
+
+WARMUP_EXAMPLES = 32
+
+
+def _warmup_examples(eval_files: list[str]) -> list[bytes]:
+    files = sorted(path for pattern in eval_files for path in tf.io.gfile.glob(pattern))
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(WARMUP_EXAMPLES)
+    return [record.numpy() for record in records]
+
+
+def run_fn(fn_args) -> None:
+    """Trains on ``fn_args.train_files`` and writes a serving SavedModel to ``fn_args.serving_model_dir``."""
+    config = dict(fn_args.custom_config or {})
+    schema = data_schema_io.read_schema(fn_args.schema_path)
+    tf.keras.utils.set_random_seed(int(config.get("seed", 0)))
+    batch_size = int(config.get("batch_size", 512))
+    train = tf_data.dataset_from_tfrecords(fn_args.train_files, schema, batch_size, shuffle_seed=config.get("seed", 0))
+    evaluation = tf_data.dataset_from_tfrecords(fn_args.eval_files, schema, batch_size)
+    model = models.build_ranking_model(schema, config.get("encoder", "din_full"),
+                                       learning_rate=float(config.get("learning_rate", 1e-3)),
+                                       embedding_dim=int(config.get("embedding_dim", 16)))
+    logging.info("Training encoder %r on %s; schema %s", config.get("encoder"), fn_args.train_files, schema)
+    model.fit(train, validation_data=evaluation, epochs=int(config.get("epochs", 2)), verbose=2,
+              callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
+    serving.export_serving_model(model, fn_args.serving_model_dir, schema,
+                                 warmup_examples=_warmup_examples(fn_args.eval_files),
+                                 model_name=config.get("model_name", "ranker"))
+    logging.info("Exported the serving model to %s (label feature %r).", fn_args.serving_model_dir, F.LABEL)
