@@ -260,7 +260,12 @@ def validate_examples(examples: Mapping[str, Any], schema: DataSchema, with_labe
     columns = {name: _as_int_array(name, examples[name]) for name in shapes}
     batch = len(columns[USER_ID])
     for name, shape in shapes.items():
-        if columns[name].shape != (batch,) + shape:
+        received = columns[name].shape
+        if shape and len(received) == 2 and received[0] == batch and received[1] != shape[0]:
+            raise ValueError(f"Feature {name!r} must have shape [batch, {shape[0]}] (history length "
+                             f"L={shape[0]}), got {list(received)}. Longer histories must be truncated to the "
+                             "most recent L events by the history builder.")
+        if received != (batch,) + shape:
             raise ValueError(f"Feature {name!r} must have shape {[batch, *shape]}, got {list(columns[name].shape)}.")
     validate_history(columns[history_name(TIMESTAMP)], columns[HISTORY_MASK], columns[TIMESTAMP], schema.history_length)
     for field in (USER_ID, ITEM_ID, CATEGORY) + schema.context_features:

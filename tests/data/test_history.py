@@ -1,0 +1,110 @@
+"""Leakage-safe history building: strictly-earlier events, last L, right-aligned; Beam == in-memory."""
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow as tf
+from apache_beam.testing.util import assert_that, equal_to
+
+from tests import helpers
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress.data import history, history_beam
+
+
+def _row(examples, user, timestamp, item):
+    rows = np.flatnonzero((examples[F.USER_ID] == user) & (examples[F.TIMESTAMP] == timestamp)
+                          & (examples[F.ITEM_ID] == item))
+    assert len(rows) == 1
+    return {name: values[rows[0]] for name, values in examples.items()}
+
+
+def test_history_holds_only_strictly_earlier_events_right_aligned():
+    examples = history.build_history_examples(helpers.tiny_log(), helpers.tiny_schema(history_length=3))
+    target = _row(examples, user=1, timestamp=300, item=8)
+    np.testing.assert_array_equal(target["hist_item_id"], [5, 6, 7])
+    np.testing.assert_array_equal(target["hist_mask"], [1, 1, 1])
+    np.testing.assert_array_equal(target["hist_hour"], [1, 2, 3])
+    # Two events at t=200: neither sees the other (same time is not "before").
+    for item in (6, 7):
+        tied = _row(examples, user=1, timestamp=200, item=item)
+        np.testing.assert_array_equal(tied["hist_item_id"], [0, 0, 5])
+        np.testing.assert_array_equal(tied["hist_mask"], [0, 0, 1])
+
+
+def test_history_keeps_only_the_last_l_events():
+    examples = history.build_history_examples(helpers.tiny_log(), helpers.tiny_schema(history_length=3))
+    last = _row(examples, user=1, timestamp=400, item=12)
+    np.testing.assert_array_equal(last["hist_item_id"], [6, 7, 8])
+    np.testing.assert_array_equal(last["hist_timestamp"], [200, 200, 300])
+
+
+def test_first_event_has_a_fully_masked_history_and_users_never_mix():
+    examples = history.build_history_examples(helpers.tiny_log(), helpers.tiny_schema())
+    first = _row(examples, user=3, timestamp=50, item=11)
+    assert first["hist_mask"].sum() == 0 and first["hist_item_id"].sum() == 0
+    second_of_user_2 = _row(examples, user=2, timestamp=160, item=10)
+    np.testing.assert_array_equal(second_of_user_2["hist_item_id"][-1:], [9])
+    assert second_of_user_2["hist_mask"].sum() == 1
+
+
+def test_no_history_event_is_at_or_after_its_target_on_random_logs():
+    rng = np.random.default_rng(0)
+    log = {F.USER_ID: rng.integers(1, 5, 400), F.ITEM_ID: rng.integers(1, 20, 400),
+           F.TIMESTAMP: rng.integers(0, 50, 400), F.LABEL: rng.integers(0, 2, 400),
+           F.CATEGORY: rng.integers(1, 4, 400), "hour": rng.integers(0, 24, 400)}
+    examples = history.build_history_examples(log, helpers.tiny_schema(history_length=8))
+    F.validate_examples(examples, helpers.tiny_schema(history_length=8))  # raises on any leak
+    valid = examples[F.HISTORY_MASK].astype(bool)
+    assert (examples["hist_timestamp"][valid] < np.broadcast_to(examples[F.TIMESTAMP][:, None], valid.shape)[valid]).all()
+
+
+def test_time_split_puts_the_last_fraction_of_time_in_eval():
+    examples = history.build_history_examples(helpers.tiny_log(), helpers.tiny_schema())
+    cutoff = history.time_cutoff(helpers.tiny_log()[F.TIMESTAMP], eval_fraction=0.25)
+    assert cutoff == 312  # 400 - 0.25 * (400 - 50), rounded
+    train, evaluation = history.split_by_time(examples, cutoff)
+    assert train[F.TIMESTAMP].max() < cutoff <= evaluation[F.TIMESTAMP].min()
+    assert len(train[F.TIMESTAMP]) + len(evaluation[F.TIMESTAMP]) == 8
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
+def test_bad_eval_fraction_is_rejected(fraction):
+    with pytest.raises(ValueError, match="eval_fraction must lie in \\(0, 1\\)"):
+        history.time_cutoff(np.array([1, 2]), fraction)
+
+
+def _decoded(serialized: bytes) -> tuple:
+    """A tf.Example's content, independent of the (unordered) map serialization."""
+    feature_map = tf.train.Example.FromString(serialized).features.feature
+    return tuple(sorted((name, tuple(feature.int64_list.value)) for name, feature in feature_map.items()))
+
+
+def test_beam_transform_matches_in_memory_builder():
+    schema = helpers.tiny_schema(history_length=3)
+    log = helpers.tiny_log()
+    examples = history.build_history_examples(log, schema)
+    train, evaluation = history.split_by_time(examples, history.time_cutoff(log[F.TIMESTAMP], 0.25))
+    events = [{name: int(values[row]) for name, values in log.items()} for row in range(len(log[F.USER_ID]))]
+    with beam.Pipeline() as pipeline:
+        outputs = pipeline | beam.Create(events) | history_beam.BuildHistoryExamples(schema, eval_fraction=0.25)
+        for split, expected in (("train", train), ("eval", evaluation)):
+            assert_that(outputs[split] | f"Decode{split}" >> beam.Map(_decoded),
+                        equal_to([_decoded(record) for record in F.to_tf_examples(expected)]), label=split)
+        assert_that(outputs["max_ids"], equal_to([{F.USER_ID: 3, F.ITEM_ID: 12, F.CATEGORY: 3, "hour": 8}]),
+                    label="max_ids")
+
+
+def test_log_example_missing_column_is_named():
+    example = tf.train.Example()
+    example.features.feature[F.USER_ID].int64_list.value.append(1)
+    with pytest.raises(ValueError, match="missing column 'item_id'"):
+        history_beam.parse_log_example(example.SerializeToString(), F.LOG_COLUMNS)
+
+
+def test_log_example_with_text_column_is_rejected():
+    example = tf.train.Example()
+    for name in F.LOG_COLUMNS:
+        example.features.feature[name].int64_list.value.append(1)
+    example.features.feature[F.ITEM_ID].ClearField("int64_list")
+    example.features.feature[F.ITEM_ID].bytes_list.value.append(b"movie")
+    with pytest.raises(ValueError, match="'item_id' must be one int64 per event, got bytes_list"):
+        history_beam.parse_log_example(example.SerializeToString(), F.LOG_COLUMNS)

@@ -1,0 +1,60 @@
+"""Users' own logs: CSV and TFRecord in the contract's form, with an optional item table."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import helpers
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress.data import interaction_log
+
+
+def test_csv_round_trip_with_context_features(tmp_path):
+    path = interaction_log.write_log_csv(helpers.tiny_log(), tmp_path / "log.csv")
+    dataset = interaction_log.load_interaction_log(path, history_length=7, context_features=("hour",))
+    for name, values in helpers.tiny_log().items():
+        np.testing.assert_array_equal(dataset.log[name], values)
+    assert dataset.schema == F.DataSchema(num_users=4, num_items=13, num_categories=4, history_length=7,
+                                          event_features={"hour": 9}, context_features=("hour",))
+
+
+def test_item_table_supplies_the_category(tmp_path):
+    log = helpers.tiny_log()
+    categories = dict(zip(log[F.ITEM_ID].tolist(), log.pop(F.CATEGORY).tolist()))
+    log_path = interaction_log.write_log_csv(log, tmp_path / "log.csv")
+    items_path = interaction_log.write_log_csv(
+        {F.ITEM_ID: np.array(list(categories)), F.CATEGORY: np.array(list(categories.values()))}, tmp_path / "items.csv")
+    dataset = interaction_log.load_interaction_log(log_path, item_table=items_path)
+    np.testing.assert_array_equal(dataset.log[F.CATEGORY], helpers.tiny_log()[F.CATEGORY])
+
+
+def test_item_missing_from_item_table_is_named(tmp_path):
+    log = helpers.tiny_log()
+    del log[F.CATEGORY]
+    log_path = interaction_log.write_log_csv(log, tmp_path / "log.csv")
+    items_path = interaction_log.write_log_csv({F.ITEM_ID: np.array([5]), F.CATEGORY: np.array([1])},
+                                               tmp_path / "items.csv")
+    with pytest.raises(ValueError, match="7 logged item_id\\(s\\) are not in the item table \\(first: \\[6, 7, 8"):
+        interaction_log.load_interaction_log(log_path, item_table=items_path)
+
+
+def test_tfrecord_log(tmp_path):
+    path = str(tmp_path / "log.tfrecord.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for record in F.to_tf_examples(helpers.tiny_log()):
+            writer.write(record)
+    dataset = interaction_log.load_interaction_log(path)
+    np.testing.assert_array_equal(dataset.log[F.TIMESTAMP], helpers.tiny_log()[F.TIMESTAMP])
+
+
+def test_text_in_an_id_column_is_named(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp,label,category\n1,abc,5,1,2\n")
+    with pytest.raises(ValueError, match="column 'item_id' must hold integers"):
+        interaction_log.load_interaction_log(path)
+
+
+def test_header_only_csv_is_empty(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp,label,category\n")
+    with pytest.raises(ValueError, match="has a header but no events"):
+        interaction_log.load_interaction_log(path)

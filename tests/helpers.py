@@ -1,0 +1,57 @@
+"""Shared test helpers: tiny datasets, a save/reload round trip, and a fresh Python process."""
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_seqcompress import features as F
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def tiny_schema(history_length: int = 6) -> F.DataSchema:
+    return F.DataSchema(num_users=5, num_items=20, num_categories=4, history_length=history_length,
+                        event_features={"hour": 24}, context_features=("hour",))
+
+
+def tiny_log() -> dict[str, np.ndarray]:
+    """Three users; user 1 has two events sharing a timestamp (ties must not leak)."""
+    return {
+        F.USER_ID: np.array([1, 1, 1, 1, 2, 2, 3, 1]),
+        F.ITEM_ID: np.array([5, 6, 7, 8, 9, 10, 11, 12]),
+        F.TIMESTAMP: np.array([100, 200, 200, 300, 150, 160, 50, 400]),
+        F.LABEL: np.array([1, 0, 1, 1, 0, 1, 1, 0]),
+        F.CATEGORY: np.array([1, 2, 2, 3, 1, 1, 2, 3]),
+        "hour": np.array([1, 2, 3, 4, 5, 6, 7, 8]),
+    }
+
+
+def assert_layer_roundtrip(layer: tf.keras.layers.Layer, inputs, tmp_path: pathlib.Path) -> None:
+    """The layer survives ``get_config``/``from_config`` and a SavedModel round trip with equal outputs."""
+    expected = layer(inputs)
+    clone = type(layer).from_config(layer.get_config())
+    clone(inputs)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(clone(inputs).numpy(), expected.numpy(), rtol=1e-6, atol=1e-6)
+
+    module = tf.Module()
+    module.layer = layer
+    module.call = tf.function(lambda x: layer(x))
+    module.call(inputs)
+    tf.saved_model.save(module, str(tmp_path / "layer"))
+    reloaded = tf.saved_model.load(str(tmp_path / "layer"))
+    np.testing.assert_allclose(reloaded.call(inputs).numpy(), expected.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def run_python(code: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs ``code`` in a fresh interpreter of this environment (Keras 2 set), failing loudly."""
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                            timeout=timeout, env=env, cwd=str(REPO_ROOT))
+    assert result.returncode == 0, f"fresh process failed:\n{result.stderr[-4000:]}"
+    return result
