@@ -50,6 +50,10 @@ def prepare_log(args: argparse.Namespace, pipeline_root: str) -> tuple[str, F.Da
     return str(data_dir), dataset.schema
 
 
+def _pushed_versions(serving_dir: str) -> list[pathlib.Path]:
+    return [path for path in pathlib.Path(serving_dir).glob("*") if path.name.isdigit()]
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     defaults = configs.PipelineConfig(data_dir="")
     parser = argparse.ArgumentParser(description="Run the tfrs_seqcompress TFX pipeline locally.")
@@ -60,6 +64,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--history-length", type=int, default=defaults.history_length)
     parser.add_argument("--encoder", default=defaults.encoder)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--min-eval-auc", type=float, default=defaults.min_eval_auc)
     parser.add_argument("--model-name", default=defaults.model_name)
     parser.add_argument("--pipeline-root", default=defaults.pipeline_root)
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     serving_dir = args.serving_model_dir or str(configs.REPO_ROOT / "saved_models" / args.model_name)
     config = configs.PipelineConfig(
         data_dir=data_dir, event_features=tuple(schema.event_features), context_features=schema.context_features,
-        history_length=args.history_length, encoder=args.encoder, epochs=args.epochs,
+        history_length=args.history_length, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
         min_eval_auc=args.min_eval_auc, model_name=args.model_name, pipeline_root=args.pipeline_root,
         metadata_path=args.metadata_path, serving_model_dir=serving_dir)
     print(f"[pipeline] data {data_dir}; schema {schema}", flush=True)
@@ -94,15 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     from tfx import v1 as tfx  # Imported here: it costs ~10 s and the checks above should be instant.
     from pipelines.pipeline import create_pipeline
 
+    before = _pushed_versions(serving_dir)
     started = time.time()
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
-    versions = sorted((path for path in pathlib.Path(serving_dir).glob("*") if path.name.isdigit()),
-                      key=lambda path: int(path.name))
+    new_versions = sorted(set(_pushed_versions(serving_dir)) - set(before), key=lambda path: int(path.name))
     print(f"[pipeline] finished in {time.time() - started:.0f} s", flush=True)
-    if versions:
-        print(f"[pipeline] newest pushed model: {versions[-1]}", flush=True)
+    if new_versions:
+        print(f"[pipeline] pushed model: {new_versions[-1]}", flush=True)
     else:
-        print("[pipeline] no model pushed (not blessed: eval AUC below --min-eval-auc?)", flush=True)
+        print(f"[pipeline] no model pushed this run (not blessed: eval AUC below --min-eval-auc "
+              f"{args.min_eval_auc}?); {serving_dir} is unchanged", flush=True)
     return 0
 
 
