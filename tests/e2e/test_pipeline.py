@@ -12,10 +12,11 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 
 from tests import helpers
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress.data import interaction_log, synthetic
+from tfrs_seqcompress.data import interaction_log, synthetic, tf_data
 
 CONTEXT = "hour,device,price"
 
@@ -64,8 +65,11 @@ def test_pipeline_pushes_a_versioned_model(pipeline_run):
 def test_pushed_model_scores_eval_examples_in_a_fresh_process(pipeline_run):
     tmp_path, _ = pipeline_run
     version = next((tmp_path / "saved_models" / "ranker").iterdir())
-    eval_files = sorted((tmp_path / "root").glob("HistoryExampleGen/history_examples/*/Split-eval/*.gz"))
+    examples_dir = next((tmp_path / "root").glob("HistoryExampleGen/history_examples/*"))
+    eval_files = sorted(tf.io.gfile.glob(tf_data.split_file_pattern(str(examples_dir), "eval")))
     assert eval_files, "HistoryExampleGen wrote no eval split"
+    with pytest.raises(ValueError, match="Unknown split 'test'.*expected one of \\['eval', 'train'\\]"):
+        tf_data.split_file_pattern(str(examples_dir), "test")
     code = (
         "import sys, json, tensorflow as tf\n"
         "model = tf.saved_model.load(sys.argv[1])\n"

@@ -43,3 +43,15 @@ def dataset_from_tfrecords(file_patterns: str | Sequence[str], schema: F.DataSch
     return (dataset.batch(batch_size)
             .map(lambda serialized: tf.io.parse_example(serialized, spec), num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
+
+
+def split_file_pattern(examples_dir: str, split: str) -> str:
+    """The file pattern of one split (``Split-<split>/*``) of an ``Examples`` directory.
+
+    Raises:
+      ValueError: the directory has no such split; the message lists the splits it has.
+    """
+    available = sorted(path.rsplit("Split-", 1)[-1] for path in tf.io.gfile.glob(f"{examples_dir}/Split-*"))
+    if split not in available:
+        raise ValueError(f"Unknown split {split!r} in {examples_dir}; expected one of {available}.")
+    return f"{examples_dir}/Split-{split}/*"
