@@ -43,6 +43,14 @@ def test_missing_feature_is_named(world_examples):
         model(batch)
 
 
+def test_float_ids_are_rejected_with_the_feature_named(world_examples):
+    schema, examples = world_examples
+    model = models.build_ranking_model(schema, "mean")
+    batch = {**_batch(examples), F.ITEM_ID: tf.constant(examples[F.ITEM_ID][:8], tf.float32)}
+    with pytest.raises(ValueError, match="'item_id' must be an integer tensor \\(int64 IDs\\), got float32"):
+        model(batch)
+
+
 def test_wrong_history_length_is_named(world_examples):
     schema, examples = world_examples
     model = models.build_ranking_model(schema.with_history_length(40), "mean")

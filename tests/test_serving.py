@@ -74,3 +74,13 @@ def test_malformed_request_is_rejected_with_the_feature_named(exported):
         signature(examples=tf.constant([example.SerializeToString()]))
     with pytest.raises(tf.errors.InvalidArgumentError):
         signature(examples=tf.constant([b"not a tf.Example"]))
+
+
+def test_wrong_dtype_in_a_request_is_rejected_with_the_feature_named(exported):
+    export_dir, serialized, _ = exported
+    signature = tf.saved_model.load(str(export_dir)).signatures[serving.SIGNATURE_NAME]
+    example = tf.train.Example.FromString(serialized[0])
+    example.features.feature["item_id"].ClearField("int64_list")
+    example.features.feature["item_id"].float_list.value.append(3.0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="item_id.*(int64|type)"):
+        signature(examples=tf.constant([example.SerializeToString()]))

@@ -80,12 +80,14 @@ class RankingModel(tfrs.models.Model):
                 + tuple(F.history_name(field) for field in (F.ITEM_ID, F.CATEGORY, F.LABEL)) + (F.HISTORY_MASK,))
 
     def check_features(self, features: Mapping[str, tf.Tensor]) -> None:
-        """Raises ``ValueError`` naming a missing feature or one with the wrong shape."""
+        """Raises ``ValueError`` naming a missing feature or one with the wrong dtype or shape."""
         missing = [name for name in self.required_features() if name not in features]
         if missing:
             raise ValueError(f"RankingModel is missing feature(s) {missing}; got {sorted(features)}.")
         length = self.schema.history_length
         for name in self.required_features():
+            if not features[name].dtype.is_integer:
+                raise ValueError(f"Feature {name!r} must be an integer tensor (int64 IDs), got {features[name].dtype.name}.")
             shape = features[name].shape
             expected = [None, length] if name.startswith(F.HISTORY_PREFIX) else [None]
             if shape.rank != len(expected) or (len(expected) == 2 and shape[1] not in (None, length)):
