@@ -122,7 +122,7 @@ class DataSchema:
         return dataclasses.replace(self, history_length=history_length)
 
 
-def example_feature_dtypes(schema: DataSchema, with_label: bool = True) -> dict[str, tuple[int, ...]]:
+def example_feature_shapes(schema: DataSchema, with_label: bool = True) -> dict[str, tuple[int, ...]]:
     """Name -> shape (``()`` or ``(L,)``) of every feature of a history example; all are int64."""
     shapes: dict[str, tuple[int, ...]] = {name: () for name in TARGET_FIELDS + schema.context_features}
     if with_label:
@@ -138,7 +138,7 @@ def example_parse_spec(schema: DataSchema, with_label: bool = True) -> dict[str,
     import tensorflow as tf  # Imported lazily: the contract's NumPy checks run without TensorFlow.
 
     return {name: tf.io.FixedLenFeature(shape, tf.int64)
-            for name, shape in example_feature_dtypes(schema, with_label).items()}
+            for name, shape in example_feature_shapes(schema, with_label).items()}
 
 
 # ----------------------------------------------------------------------------- validation
@@ -251,7 +251,7 @@ def validate_examples(examples: Mapping[str, Any], schema: DataSchema, with_labe
       ValueError: naming the missing / misspelt feature, wrong dtype or shape, unknown ID, or the
         history rule that is broken (see ``validate_history``).
     """
-    shapes = example_feature_dtypes(schema, with_label)
+    shapes = example_feature_shapes(schema, with_label)
     missing = [name for name in shapes if name not in examples]
     if missing:
         unexpected = sorted(set(examples) - set(shapes))

@@ -19,7 +19,7 @@ SCHEMA_FILE = "schema.pbtxt"
 
 def to_tfmd_schema(schema: F.DataSchema) -> schema_pb2.Schema:
     proto = schema_pb2.Schema()
-    for name, shape in F.example_feature_dtypes(schema).items():
+    for name, shape in F.example_feature_shapes(schema).items():
         feature = proto.feature.add(name=name, type=schema_pb2.INT)
         feature.shape.dim.extend([schema_pb2.FixedShape.Dim(size=size) for size in shape])
         field = name[len(F.HISTORY_PREFIX):] if name.startswith(F.HISTORY_PREFIX) else name

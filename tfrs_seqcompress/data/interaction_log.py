@@ -139,9 +139,9 @@ def load_interaction_log(path: pathlib.Path | str, item_table: pathlib.Path | st
     log = read_csv_columns(path) if path.suffix == ".csv" else read_tfrecord_columns(path)
     if item_table is not None:
         log = join_item_table(log, read_csv_columns(item_table))
-    F.validate_log(log, event_features=tuple(name for name in log if name not in F.LOG_COLUMNS))
+    # Vocabularies are inferred from the validated log, so its IDs lie inside them by construction.
+    log = F.validate_log(log, event_features=tuple(name for name in log if name not in F.LOG_COLUMNS))
     schema = infer_schema(log, history_length, context_features)
-    log = F.validate_log(log, schema)
     categories = np.zeros(schema.num_items, np.int64)
     categories[log[F.ITEM_ID]] = log[F.CATEGORY]
     names = ["<unknown>"] + [str(index) for index in range(1, schema.num_categories)]
