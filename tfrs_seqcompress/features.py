@@ -16,7 +16,8 @@ Two record kinds follow the contract:
   (the event features known at request time), ``label`` (training only), and the user's history
   strictly before the target's timestamp as fixed-length int64 arrays of length L:
   ``hist_item_id``, ``hist_category``, ``hist_timestamp``, ``hist_label``, ``hist_<event feature>``
-  and ``hist_mask``.
+  and ``hist_mask``; for IAT also ``hist_token`` (float32 ``[L, token_dim]``, the stored instance
+  tokens of the same events).
 
   History layout: time ascending and **right-aligned** — padding first, the most recent event at
   index L-1, ``hist_mask`` 1 on real events and 0 on padding. So ``hist[:, -N:]`` is "the last N".
@@ -44,6 +45,8 @@ LABEL = "label"
 
 HISTORY_PREFIX = "hist_"
 HISTORY_MASK = "hist_mask"
+# IAT: the stored instance token of every history event, float32 [L, token_dim] (only when token_dim > 0).
+HISTORY_TOKEN = "hist_token"
 
 # Columns every interaction log must have.
 LOG_COLUMNS: tuple[str, ...] = (USER_ID, ITEM_ID, TIMESTAMP, LABEL, CATEGORY)
@@ -74,6 +77,7 @@ class DataSchema:
       context_features: the event features also known at request time; they are stored for the
         target too. The others (e.g. ``rating``, ``action_type``) describe an outcome and appear
         in the history only, never for the target (that would leak the label).
+      token_dim: d of the IAT instance tokens carried as ``hist_token``; 0 when examples carry none.
     """
 
     num_users: int
@@ -82,12 +86,15 @@ class DataSchema:
     history_length: int
     event_features: Mapping[str, int] = dataclasses.field(default_factory=dict)
     context_features: tuple[str, ...] = ()
+    token_dim: int = 0
 
     def __post_init__(self):
         for name in ("num_users", "num_items", "num_categories", "history_length"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"DataSchema.{name} must be a positive int, got {value!r}.")
+        if not isinstance(self.token_dim, (int, np.integer)) or self.token_dim < 0:
+            raise ValueError(f"DataSchema.token_dim must be an int >= 0, got {self.token_dim!r}.")
         object.__setattr__(self, "event_features", dict(self.event_features))
         object.__setattr__(self, "context_features", tuple(self.context_features))
         unknown = [name for name in self.context_features if name not in self.event_features]
@@ -97,6 +104,11 @@ class DataSchema:
         clashes = set(self.event_features) & set(LOG_COLUMNS)
         if clashes:
             raise ValueError(f"event_features may not reuse contract column names: {sorted(clashes)}.")
+
+    @property
+    def outcome_features(self) -> tuple[str, ...]:
+        """Event features describing an event's outcome (history only): the non-context ones."""
+        return tuple(name for name in self.event_features if name not in self.context_features)
 
     @property
     def history_fields(self) -> tuple[str, ...]:
@@ -123,13 +135,16 @@ class DataSchema:
 
 
 def example_feature_shapes(schema: DataSchema, with_label: bool = True) -> dict[str, tuple[int, ...]]:
-    """Name -> shape (``()`` or ``(L,)``) of every feature of a history example; all are int64."""
+    """Name -> shape (``()``, ``(L,)``, or ``(L, d)`` for ``hist_token``) of every history-example
+    feature. All are int64 but ``hist_token`` (float32)."""
     shapes: dict[str, tuple[int, ...]] = {name: () for name in TARGET_FIELDS + schema.context_features}
     if with_label:
         shapes[LABEL] = ()
     for field in schema.history_fields:
         shapes[history_name(field)] = (schema.history_length,)
     shapes[HISTORY_MASK] = (schema.history_length,)
+    if schema.token_dim:
+        shapes[HISTORY_TOKEN] = (schema.history_length, schema.token_dim)
     return shapes
 
 
@@ -137,7 +152,7 @@ def example_parse_spec(schema: DataSchema, with_label: bool = True) -> dict[str,
     """The ``tf.io.parse_example`` spec of a history example (every feature required)."""
     import tensorflow as tf  # Imported lazily: the contract's NumPy checks run without TensorFlow.
 
-    return {name: tf.io.FixedLenFeature(shape, tf.int64)
+    return {name: tf.io.FixedLenFeature(shape, tf.float32 if name == HISTORY_TOKEN else tf.int64)
             for name, shape in example_feature_shapes(schema, with_label).items()}
 
 
@@ -149,6 +164,15 @@ def _as_int_array(name: str, values: Any) -> np.ndarray:
     if array.dtype.kind not in "iu":
         raise ValueError(f"Feature {name!r} must hold integers (int64), got dtype {array.dtype}.")
     return array.astype(np.int64, copy=False)
+
+
+def _as_token_array(values: Any) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind != "f":
+        raise ValueError(f"Feature {HISTORY_TOKEN!r} must hold floats (float32 tokens), got dtype {array.dtype}.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"Feature {HISTORY_TOKEN!r} contains NaN or infinity.")
+    return array.astype(np.float32, copy=False)
 
 
 def _check_id_range(name: str, values: np.ndarray, size: int | None, where: str) -> None:
@@ -257,11 +281,12 @@ def validate_examples(examples: Mapping[str, Any], schema: DataSchema, with_labe
         unexpected = sorted(set(examples) - set(shapes))
         hint = f" Unexpected features {unexpected} (misspelt?)." if unexpected else ""
         raise ValueError(f"History examples are missing feature(s) {missing}.{hint}")
-    columns = {name: _as_int_array(name, examples[name]) for name in shapes}
+    columns = {name: _as_token_array(examples[name]) if name == HISTORY_TOKEN else _as_int_array(name, examples[name])
+               for name in shapes}
     batch = len(columns[USER_ID])
     for name, shape in shapes.items():
         received = columns[name].shape
-        if shape and len(received) == 2 and received[0] == batch and received[1] != shape[0]:
+        if shape and len(received) >= 2 and received[0] == batch and received[1] != shape[0]:
             raise ValueError(f"Feature {name!r} must have shape [batch, {shape[0]}] (history length "
                              f"L={shape[0]}), got {list(received)}. Longer histories must be truncated to the "
                              "most recent L events by the history builder.")
@@ -280,16 +305,24 @@ def validate_examples(examples: Mapping[str, Any], schema: DataSchema, with_labe
 # ----------------------------------------------------------------------------- tf.Example
 
 
+def _tf_feature(values: np.ndarray):
+    import tensorflow as tf
+
+    flat = np.ravel(values)
+    if flat.dtype.kind == "f":
+        return tf.train.Feature(float_list=tf.train.FloatList(value=flat.tolist()))
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=flat.astype(np.int64).tolist()))
+
+
 def to_tf_examples(columns: Mapping[str, np.ndarray]) -> list[bytes]:
-    """Serializes example columns (name -> ``[N]`` or ``[N, L]`` int arrays) into N ``tf.Example``s."""
+    """Serializes example columns (name -> ``[N, ...]`` arrays; floats stay floats) into N ``tf.Example``s."""
     import tensorflow as tf
 
     names = sorted(columns)
-    arrays = [np.asarray(columns[name]).astype(np.int64) for name in names]
+    arrays = [np.asarray(columns[name]) for name in names]
     count = len(arrays[0]) if arrays else 0
     serialized = []
     for row in range(count):
-        feature = {name: tf.train.Feature(int64_list=tf.train.Int64List(value=np.atleast_1d(array[row]).tolist()))
-                   for name, array in zip(names, arrays)}
+        feature = {name: _tf_feature(array[row]) for name, array in zip(names, arrays)}
         serialized.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     return serialized

@@ -24,6 +24,7 @@ import tensorflow_recommenders as tfrs
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import layers as encoder_layers
 from tfrs_seqcompress.layers import base
+from tfrs_seqcompress.layers import iat
 
 
 def safe_ids(ids: tf.Tensor, vocabulary_size: int) -> tf.Tensor:
@@ -56,6 +57,9 @@ class RankingModel(tfrs.models.Model):
             encoder = tf.keras.layers.deserialize(encoder)
         if not isinstance(encoder, base.HistoryEncoder):
             raise ValueError(f"encoder must be a layers.HistoryEncoder, got {type(encoder).__name__}.")
+        if iat.HISTORY_TOKENS in encoder.required_inputs and encoder.token_dim != schema.token_dim:
+            raise ValueError(f"{type(encoder).__name__} expects tokens of dim {encoder.token_dim} but the schema's "
+                             f"token_dim is {schema.token_dim} (0: the examples carry no 'hist_token').")
         self.schema = schema
         self.encoder = encoder
         self.embedding_dim = embedding_dim
@@ -76,8 +80,10 @@ class RankingModel(tfrs.models.Model):
                      tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss")])
 
     def required_features(self) -> tuple[str, ...]:
-        return (F.TARGET_FIELDS + self.schema.context_features
-                + tuple(F.history_name(field) for field in (F.ITEM_ID, F.CATEGORY, F.LABEL)) + (F.HISTORY_MASK,))
+        names = (F.TARGET_FIELDS + self.schema.context_features
+                 + tuple(F.history_name(field) for field in (F.ITEM_ID, F.CATEGORY, F.LABEL, F.TIMESTAMP))
+                 + (F.HISTORY_MASK,))
+        return names + ((F.HISTORY_TOKEN,) if iat.HISTORY_TOKENS in self.encoder.required_inputs else ())
 
     def check_features(self, features: Mapping[str, tf.Tensor]) -> None:
         """Raises ``ValueError`` naming a missing feature or one with the wrong dtype or shape."""
@@ -86,6 +92,8 @@ class RankingModel(tfrs.models.Model):
             raise ValueError(f"RankingModel is missing feature(s) {missing}; got {sorted(features)}.")
         length = self.schema.history_length
         for name in self.required_features():
+            if name == F.HISTORY_TOKEN:
+                continue  # float; its shape and dtype are the IAT encoder's to check
             if not features[name].dtype.is_integer:
                 raise ValueError(f"Feature {name!r} must be an integer tensor (int64 IDs), got {features[name].dtype.name}.")
             shape = features[name].shape
@@ -109,6 +117,8 @@ class RankingModel(tfrs.models.Model):
             base.CANDIDATE_EMBEDDING: self.embed_items(features[F.ITEM_ID], features[F.CATEGORY]),
             base.HISTORY_CATEGORY: features[F.history_name(F.CATEGORY)],
             base.CANDIDATE_CATEGORY: features[F.CATEGORY],
+            iat.HISTORY_TIME_GAP: features[F.TIMESTAMP][:, None] - features[F.history_name(F.TIMESTAMP)],
+            **({iat.HISTORY_TOKENS: features[F.HISTORY_TOKEN]} if F.HISTORY_TOKEN in features else {}),
         }
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
@@ -137,6 +147,8 @@ class RankingModel(tfrs.models.Model):
 def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: float = 1e-3,
                         embedding_dim: int = 16, **encoder_overrides) -> RankingModel:
     """A compiled ``RankingModel`` with the encoder registered as ``encoder_name`` (Adam)."""
+    if iat.HISTORY_TOKENS in encoder_layers.ENCODERS[encoder_name][0].required_inputs:
+        encoder_overrides.setdefault("token_dim", schema.token_dim)
     model = RankingModel(schema, encoder_layers.make_encoder(encoder_name, **encoder_overrides),
                          embedding_dim=embedding_dim)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))

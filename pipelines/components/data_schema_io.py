@@ -2,7 +2,8 @@
 
 ``HistoryExampleGen`` writes it into a standard ``Schema`` artefact; the Trainer reads it back
 (``fn_args.schema_path``). The conversion is lossless: every history-example feature with its
-shape and ``int_domain`` (so vocabulary sizes are ``max + 1``); L is the history features' shape.
+shape and ``int_domain`` (so vocabulary sizes are ``max + 1``); L is the history features' shape;
+IAT's ``hist_token`` is a FLOAT feature of shape ``[L, token_dim]``.
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ SCHEMA_FILE = "schema.pbtxt"
 def to_tfmd_schema(schema: F.DataSchema) -> schema_pb2.Schema:
     proto = schema_pb2.Schema()
     for name, shape in F.example_feature_shapes(schema).items():
-        feature = proto.feature.add(name=name, type=schema_pb2.INT)
+        feature = proto.feature.add(name=name, type=schema_pb2.FLOAT if name == F.HISTORY_TOKEN else schema_pb2.INT)
         feature.shape.dim.extend([schema_pb2.FixedShape.Dim(size=size) for size in shape])
+        if name == F.HISTORY_TOKEN:
+            continue
         field = name[len(F.HISTORY_PREFIX):] if name.startswith(F.HISTORY_PREFIX) else name
         size = 2 if name == F.HISTORY_MASK else schema.vocabulary_size(field)
         if size is not None:
@@ -37,13 +40,14 @@ def from_tfmd_schema(proto: schema_pb2.Schema) -> F.DataSchema:
     if missing:
         raise ValueError(f"Schema lacks contract feature(s) {missing}; is it a history-example schema?")
     size = lambda name: int(by_name[name].int_domain.max) + 1  # noqa: E731
-    base_history = {F.history_name(field) for field in F.HISTORY_BASE_FIELDS} | {F.HISTORY_MASK}
+    base_history = {F.history_name(field) for field in F.HISTORY_BASE_FIELDS} | {F.HISTORY_MASK, F.HISTORY_TOKEN}
     event_features = {name[len(F.HISTORY_PREFIX):]: size(name) for name in by_name
                       if name.startswith(F.HISTORY_PREFIX) and name not in base_history}
     context = tuple(name for name in by_name if name in event_features)
     return F.DataSchema(num_users=size(F.USER_ID), num_items=size(F.ITEM_ID), num_categories=size(F.CATEGORY),
                         history_length=int(by_name[F.HISTORY_MASK].shape.dim[0].size),
-                        event_features=event_features, context_features=context)
+                        event_features=event_features, context_features=context,
+                        token_dim=int(by_name[F.HISTORY_TOKEN].shape.dim[1].size) if F.HISTORY_TOKEN in by_name else 0)
 
 
 def write_schema(schema: F.DataSchema, directory: str) -> str:

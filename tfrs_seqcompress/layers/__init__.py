@@ -10,6 +10,7 @@ from __future__ import annotations
 from tfrs_seqcompress.layers.attention import TargetAttention, masked_softmax
 from tfrs_seqcompress.layers.base import HistoryEncoder
 from tfrs_seqcompress.layers.baselines import DINEncoder, MeanPoolingEncoder, SimHardEncoder
+from tfrs_seqcompress.layers.iat import IATEncoder, SourceInstanceTransformer, TokenBottleneck
 
 # Encoder names used by configs, the pipeline and the benchmarks -> (class, default arguments).
 ENCODERS = {
@@ -17,6 +18,7 @@ ENCODERS = {
     "din_last_n": (DINEncoder, {"last_n": 20}),
     "din_full": (DINEncoder, {"last_n": None}),
     "sim_hard": (SimHardEncoder, {}),
+    "iat": (IATEncoder, {}),  # token_dim comes from the schema (models.build_ranking_model)
 }
 
 
@@ -33,4 +35,4 @@ def make_encoder(name: str, **overrides) -> HistoryEncoder:
 
 
 __all__ = ["HistoryEncoder", "TargetAttention", "masked_softmax", "MeanPoolingEncoder", "DINEncoder",
-           "SimHardEncoder", "ENCODERS", "make_encoder"]
+           "SimHardEncoder", "IATEncoder", "SourceInstanceTransformer", "TokenBottleneck", "ENCODERS", "make_encoder"]

@@ -11,7 +11,9 @@ Keys (batch ``B``, history length ``L``, embedding size ``D``):
 * ``history_mask``: ``[B, L]`` bool (or 0/1), true on real events, false on padding;
 * ``candidate_embedding``: ``[B, D]`` float, the ranking embedding of the candidate item;
 * ``history_category``: ``[B, L]`` int, each event's category (SIM-hard);
-* ``candidate_category``: ``[B]`` int, the candidate's category (SIM-hard).
+* ``candidate_category``: ``[B]`` int, the candidate's category (SIM-hard);
+* ``history_tokens``: ``[B, L, d]`` float, IAT instance tokens of the history events;
+* ``history_time_gap``: ``[B, L]`` int, seconds from each event to the request.
 """
 from __future__ import annotations
 
@@ -24,12 +26,15 @@ HISTORY_MASK = "history_mask"
 CANDIDATE_EMBEDDING = "candidate_embedding"
 HISTORY_CATEGORY = "history_category"
 CANDIDATE_CATEGORY = "candidate_category"
+HISTORY_TOKENS = "history_tokens"
+HISTORY_TIME_GAP = "history_time_gap"
 
 EXPECTED_RANKS = {HISTORY_EMBEDDINGS: 3, HISTORY_MASK: 2, CANDIDATE_EMBEDDING: 2,
-                  HISTORY_CATEGORY: 2, CANDIDATE_CATEGORY: 1}
+                  HISTORY_CATEGORY: 2, CANDIDATE_CATEGORY: 1, HISTORY_TOKENS: 3, HISTORY_TIME_GAP: 2}
 SHAPE_NAMES = {HISTORY_EMBEDDINGS: "[batch, history_length, dim]", HISTORY_MASK: "[batch, history_length]",
                CANDIDATE_EMBEDDING: "[batch, dim]", HISTORY_CATEGORY: "[batch, history_length]",
-               CANDIDATE_CATEGORY: "[batch]"}
+               CANDIDATE_CATEGORY: "[batch]", HISTORY_TOKENS: "[batch, history_length, token_dim]",
+               HISTORY_TIME_GAP: "[batch, history_length]"}
 
 
 class HistoryEncoder(tf.keras.layers.Layer):
