@@ -41,6 +41,13 @@ def test_unknown_user_and_early_request_get_an_empty_masked_history():
     assert mask.sum() == 0 and np.all(fetched == 0)
 
 
+def test_an_empty_store_returns_empty_histories():
+    log = {name: values[:0] for name, values in helpers.tiny_log().items()}
+    store = TokenStore.build(log, np.zeros((0, 3), np.float32), version="v", scheme="user_order")
+    tokens, mask = store.fetch(np.array([1, 2]), np.array([100, 200]), history_length=4)
+    assert tokens.shape == (2, 4, 3) and mask.shape == (2, 4) and mask.sum() == 0
+
+
 def test_attach_lines_up_with_the_history_builder():
     log, tokens, store = _store()
     schema = helpers.tiny_schema(history_length=3)

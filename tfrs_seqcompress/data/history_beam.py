@@ -46,15 +46,32 @@ def parse_log_example(serialized: bytes, columns: tuple[str, ...]) -> dict[str, 
     return event
 
 
-def _user_examples(keyed_events: tuple[int, Iterable[Mapping[str, int]]], schema: F.DataSchema,
-                   columns: tuple[str, ...]) -> Iterable[tuple[int, bytes]]:
-    _, events = keyed_events
+def _user_examples(grouped: tuple[int, Iterable[Mapping[str, int]], Iterable[tuple]], schema: F.DataSchema,
+                   columns: tuple[str, ...], token_version: str | None) -> Iterable[tuple[int, bytes]]:
+    user, events, tokens = grouped
     events = list(events)
+    if not events:
+        return
     log = {name: np.array([event[name] for event in events], dtype=np.int64) for name in columns}
     F.validate_log(log, event_features=tuple(schema.event_features))
     examples = history.user_history_examples(log, schema)
+    if schema.token_dim:
+        examples = _attach_user_tokens(user, examples, list(tokens), schema.token_dim, token_version)
     for timestamp, serialized in zip(examples[F.TIMESTAMP], F.to_tf_examples(examples)):
         yield int(timestamp), serialized
+
+
+def _attach_user_tokens(user: int, examples: dict, tokens: list, token_dim: int, token_version: str | None) -> dict:
+    """One user's ``hist_token`` from that user's token records ``(timestamp, item_id, token)``."""
+    from tfrs_seqcompress.iat.store import TokenStore  # IAT only; keeps the plain builder light.
+
+    keys = {F.USER_ID: np.full(len(tokens), user, np.int64),
+            F.TIMESTAMP: np.array([token[0] for token in tokens], np.int64),
+            F.ITEM_ID: np.array([token[1] for token in tokens], np.int64)}
+    values = np.stack([token[2] for token in tokens]) if tokens else np.zeros((0, token_dim), np.float32)
+    if values.shape[1] != token_dim:
+        raise ValueError(f"Tokens of user {user} have dim {values.shape[1]}; the schema expects token_dim {token_dim}.")
+    return TokenStore.build(keys, values, version=token_version or "", scheme="").attach(examples)
 
 
 class _MaxId(beam.CombineFn):
@@ -82,30 +99,43 @@ class _MaxId(beam.CombineFn):
 class BuildHistoryExamples(beam.PTransform):
     """Event dicts -> ``{"train": serialized tf.Example, "eval": ..., "max_ids": {column: max}}``.
 
+    For IAT (``schema.token_dim > 0``) the input is ``{"events": ..., "tokens": ...}`` with token
+    records ``(user_id, (timestamp, item_id, token))`` (``token_beam.parse_token_record``); each
+    example then carries ``hist_token``, fetched strictly before its target like the history.
+
     Args:
       schema: L, event features and context features (its vocabulary sizes are not used here:
         ``max_ids`` reports what the data holds, to build the final schema).
       eval_fraction: the last fraction of the time range whose targets go to ``"eval"``.
     """
 
-    def __init__(self, schema: F.DataSchema, eval_fraction: float):
+    def __init__(self, schema: F.DataSchema, eval_fraction: float, token_version: str | None = None):
         super().__init__()
         history.check_eval_fraction(eval_fraction)
         self._schema = schema
+        self._token_version = token_version
         self._eval_fraction = eval_fraction
         self._columns = F.LOG_COLUMNS + tuple(schema.event_features)
 
-    def expand(self, events):
+    def expand(self, inputs):
+        events, tokens = (inputs["events"], inputs.get("tokens")) if isinstance(inputs, dict) else (inputs, None)
+        if self._schema.token_dim and tokens is None:
+            raise ValueError(f"schema.token_dim is {self._schema.token_dim}: pass {{'events': ..., 'tokens': ...}} "
+                             "with the token records keyed by user.")
         timestamps = events | "Timestamps" >> beam.Map(lambda event: event[F.TIMESTAMP])
         min_timestamp = timestamps | "MinTime" >> beam.CombineGlobally(min)
         max_timestamp = timestamps | "MaxTime" >> beam.CombineGlobally(max)
         id_columns = (F.USER_ID, F.ITEM_ID, F.CATEGORY) + tuple(self._schema.event_features)
         max_ids = events | "MaxIds" >> beam.CombineGlobally(_MaxId(id_columns))
-        examples = (
-            events
-            | "KeyByUser" >> beam.Map(lambda event: (event[F.USER_ID], event))
-            | "GroupByUser" >> beam.GroupByKey()
-            | "BuildPerUser" >> beam.FlatMap(_user_examples, self._schema, self._columns))
+        keyed = events | "KeyByUser" >> beam.Map(lambda event: (event[F.USER_ID], event))
+        if tokens is None:
+            grouped = (keyed | "GroupByUser" >> beam.GroupByKey()
+                       | "NoTokens" >> beam.Map(lambda user_events: (user_events[0], user_events[1], [])))
+        else:
+            grouped = ({"events": keyed, "tokens": tokens} | "GroupByUser" >> beam.CoGroupByKey()
+                       | "Unpack" >> beam.Map(lambda kv: (kv[0], kv[1]["events"], kv[1]["tokens"])))
+        examples = grouped | "BuildPerUser" >> beam.FlatMap(_user_examples, self._schema, self._columns,
+                                                             self._token_version)
         eval_fraction = self._eval_fraction
 
         def which_split(timestamped, num_partitions, min_ts, max_ts):

@@ -101,6 +101,9 @@ class TokenStore:
         if user_ids.shape != request_times.shape or user_ids.ndim != 1:
             raise ValueError(f"user_ids and request_times must both be [batch], got {user_ids.shape} and "
                              f"{request_times.shape}.")
+        if len(self.user_id) == 0:  # An empty store knows no user: every history is empty.
+            return (np.zeros(user_ids.shape + (history_length, self.token_dim), np.float32),
+                    np.zeros(user_ids.shape + (history_length,), np.int64))
         keys = self._keys(self.user_id, self.timestamp)
         end = np.searchsorted(keys, self._keys(user_ids, request_times), side="left")
         start = np.searchsorted(keys, self._keys(user_ids, np.zeros_like(user_ids)), side="left")
