@@ -1,17 +1,23 @@
 """Quality benchmark: every history encoder, same data, split, budget and seeds.
 
+IAT encoders (``iat_temporal_order``, ``iat_user_order``) first train their source model on the
+training period (seeded like the ranking model), store every event's token and fetch each
+example's history tokens; the source-training time and the fetch throughput are reported too.
+
 Trains the library's ranking model with each encoder on MovieLens-100K (or the synthetic world)
 and reports AUC / GAUC / LogLoss on the time-split test set as mean ± std over seeds, plus the
 training throughput measured in the same run (compare ratios, not absolute times across runs).
 
     python -m benchmarks.quality                              # MovieLens-100K, 3 seeds
     python -m benchmarks.quality --dataset synthetic --history-length 200
+    python -m benchmarks.quality --encoders din_full,iat_user_order --seeds 0
 
 Writes ``benchmarks/results/quality_<dataset>.json`` and ``.png``, and prints a Markdown table.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -26,21 +32,47 @@ import tensorflow as tf
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import layers, metrics, models
 from tfrs_seqcompress.data import history, movielens, synthetic, tf_data
+from tfrs_seqcompress.iat import source_models
+
+IAT_ENCODERS = {"iat_temporal_order": "temporal_order", "iat_user_order": "user_order"}
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 METRICS = ("auc", "gauc", "logloss")
 
 
-def load_examples(dataset: str, history_length: int, seed: int = 0):
+@dataclasses.dataclass
+class Benchmark:
+    """One dataset, built once, shared by every encoder and seed."""
+
+    log: dict
+    schema: F.DataSchema
+    examples: dict
+    cutoff: int
+    epochs: int
+    batch_size: int
+    token_dim: int
+
+
+def load_dataset(dataset: str, history_length: int):
     if dataset == "ml-100k":
-        data = movielens.load_movielens_100k(history_length=history_length)
-    elif dataset == "synthetic":
-        data = synthetic.generate(synthetic.SyntheticConfig(history_length=history_length, seed=seed)).dataset
-    else:
-        raise ValueError(f"Unknown dataset {dataset!r}; expected 'ml-100k' or 'synthetic'.")
-    examples = history.build_history_examples(data.log, data.schema)
-    train, test = history.split_by_time(examples, history.time_cutoff(data.log[F.TIMESTAMP], 0.2))
-    return data.schema, train, test
+        return movielens.load_movielens_100k(history_length=history_length)
+    if dataset == "synthetic":
+        return synthetic.generate(synthetic.SyntheticConfig(history_length=history_length, seed=0)).dataset
+    raise ValueError(f"Unknown dataset {dataset!r}; expected 'ml-100k' or 'synthetic'.")
+
+
+def with_tokens(bench: Benchmark, scheme: str, seed: int, result: dict) -> tuple[dict, F.DataSchema]:
+    """Trains the source model on the training period and attaches every example's history tokens."""
+    train_log = {name: values[bench.log[F.TIMESTAMP] < bench.cutoff] for name, values in bench.log.items()}
+    started = time.perf_counter()
+    source = source_models.train_source_model(train_log, bench.schema, scheme, token_dim=bench.token_dim,
+                                              epochs=bench.epochs, seed=seed)
+    store = source_models.build_token_store(source, bench.log)
+    result["source_train_seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    examples = store.attach(bench.examples, expected_version=source.fingerprint())
+    result["fetch_examples_per_second"] = len(bench.examples[F.LABEL]) / (time.perf_counter() - started)
+    return examples, dataclasses.replace(bench.schema, token_dim=bench.token_dim)
 
 
 class EpochTimer(tf.keras.callbacks.Callback):
@@ -56,14 +88,21 @@ class EpochTimer(tf.keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._started)
 
 
-def run_one(schema, train, test, encoder: str, seed: int, epochs: int, batch_size: int) -> dict:
+def run_one(bench: Benchmark, encoder: str, seed: int) -> dict:
+    result = {}
+    examples, schema, name = bench.examples, bench.schema, encoder
+    if encoder in IAT_ENCODERS:
+        examples, schema = with_tokens(bench, IAT_ENCODERS[encoder], seed, result)
+        name = "iat"
+    train, test = history.split_by_time(examples, bench.cutoff)
+    epochs, batch_size = bench.epochs, bench.batch_size
     tf.keras.utils.set_random_seed(seed)
-    model = models.build_ranking_model(schema, encoder)
+    model = models.build_ranking_model(schema, name)
     timer = EpochTimer()
     model.fit(tf_data.dataset_from_columns(train, batch_size, shuffle_seed=seed), epochs=epochs, verbose=0,
               callbacks=[timer])
     predicted = models.predict_probabilities(model, tf_data.dataset_from_columns(test, 2048))
-    result = metrics.ranking_metrics(predicted["user_id"], predicted["label"], predicted["probability"])
+    result.update(metrics.ranking_metrics(predicted["user_id"], predicted["label"], predicted["probability"]))
     # The last epoch only: the first one also pays for tracing and process warm-up.
     result["train_examples_per_second"] = len(train[F.LABEL]) / timer.seconds[-1]
     return result
@@ -71,17 +110,22 @@ def run_one(schema, train, test, encoder: str, seed: int, epochs: int, batch_siz
 
 def summarise(runs: list[dict]) -> dict:
     summary = {}
-    for name in METRICS + ("train_examples_per_second",):
+    for name in METRICS + ("train_examples_per_second", "source_train_seconds", "fetch_examples_per_second"):
+        if name not in runs[0]:
+            continue
         values = np.array([run[name] for run in runs], dtype=float)
         summary[name] = {"mean": float(values.mean()), "std": float(values.std(ddof=1) if len(values) > 1 else 0.0)}
     return summary
 
 
 def markdown_table(report: dict) -> str:
-    lines = ["| encoder | AUC | GAUC | LogLoss | train examples/s |", "|---|---|---|---|---|"]
+    lines = ["| encoder | AUC | GAUC | LogLoss | train examples/s | source model train s | token fetch examples/s |",
+             "|---|---|---|---|---|---|---|"]
     for encoder, summary in report["encoders"].items():
         cells = [f"{summary[m]['mean']:.4f} ± {summary[m]['std']:.4f}" for m in METRICS]
-        lines.append(f"| {encoder} | " + " | ".join(cells) + f" | {summary['train_examples_per_second']['mean']:,.0f} |")
+        extra = [f"{summary[m]['mean']:,.0f}" if m in summary else "–"
+                 for m in ("train_examples_per_second", "source_train_seconds", "fetch_examples_per_second")]
+        lines.append(f"| {encoder} | " + " | ".join(cells + extra) + " |")
     return "\n".join(lines)
 
 
@@ -108,7 +152,9 @@ def plot(report: dict, path: pathlib.Path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "synthetic"])
-    parser.add_argument("--encoders", default=",".join(layers.ENCODERS))
+    parser.add_argument("--encoders", default=",".join([name for name in layers.ENCODERS if name != "iat"]
+                                                       + list(IAT_ENCODERS)))
+    parser.add_argument("--token-dim", type=int, default=8)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=512)
@@ -117,17 +163,22 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",")]
     encoders = args.encoders.split(",")
-    schema, train, test = load_examples(args.dataset, args.history_length)
-    print(f"[quality] {args.dataset}: {len(train[F.LABEL]):,} train / {len(test[F.LABEL]):,} test examples, "
+    data = load_dataset(args.dataset, args.history_length)
+    cutoff = history.time_cutoff(data.log[F.TIMESTAMP], 0.2)
+    bench = Benchmark(log=data.log, schema=data.schema, examples=history.build_history_examples(data.log, data.schema),
+                      cutoff=cutoff, epochs=args.epochs, batch_size=args.batch_size, token_dim=args.token_dim)
+    train_count = int((bench.examples[F.TIMESTAMP] < cutoff).sum())
+    test_count = len(bench.examples[F.TIMESTAMP]) - train_count
+    print(f"[quality] {args.dataset}: {train_count:,} train / {test_count:,} test examples, "
           f"L={args.history_length}, encoders {encoders}, seeds {seeds}, {args.epochs} epochs", flush=True)
     report = {"dataset": args.dataset, "history_length": args.history_length, "epochs": args.epochs,
-              "batch_size": args.batch_size, "seeds": seeds, "train_examples": len(train[F.LABEL]),
-              "test_examples": len(test[F.LABEL]), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "batch_size": args.batch_size, "token_dim": args.token_dim, "seeds": seeds,
+              "train_examples": train_count, "test_examples": test_count, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "runs": {}, "encoders": {}}
     for encoder in encoders:
         runs = []
         for seed in seeds:
-            result = run_one(schema, train, test, encoder, seed, args.epochs, args.batch_size)
+            result = run_one(bench, encoder, seed)
             print(f"[quality] {encoder:>10} seed {seed}: AUC {result['auc']:.4f} GAUC {result['gauc']:.4f} "
                   f"LogLoss {result['logloss']:.4f} ({result['train_examples_per_second']:,.0f} ex/s)", flush=True)
             runs.append(result)

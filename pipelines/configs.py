@@ -26,6 +26,8 @@ class PipelineConfig:
       eval_fraction: the last fraction of the time range used for evaluation.
       encoder: a name from ``tfrs_seqcompress.layers.ENCODERS``.
       epochs, batch_size, learning_rate, embedding_dim, seed: training.
+      iat_scheme, token_dim, source_epochs: IAT stage 1 (``InstanceCompressor``), used when the
+        encoder reads instance tokens (``encoder == "iat"``).
       min_eval_auc: the Evaluator blesses (and the Pusher pushes) only models with eval AUC above it.
       model_name: pushed to ``saved_models/<model_name>/<version>``.
       beam_pipeline_args: where Beam steps run (DirectRunner here; Flink/Spark/Dataflow by flags).
@@ -43,6 +45,9 @@ class PipelineConfig:
     learning_rate: float = 1e-3
     embedding_dim: int = 16
     seed: int = 0
+    iat_scheme: str = "user_order"
+    token_dim: int = 16
+    source_epochs: int = 2
     min_eval_auc: float = 0.55
     pipeline_name: str = PIPELINE_NAME
     model_name: str = MODEL_NAME
@@ -51,6 +56,10 @@ class PipelineConfig:
     serving_model_dir: str = str(REPO_ROOT / "saved_models" / MODEL_NAME)
     beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=multi_processing",
                                            f"--direct_num_workers={min(2, os.cpu_count() or 1)}")
+
+    @property
+    def uses_instance_tokens(self) -> bool:
+        return self.encoder == "iat"
 
     def trainer_custom_config(self) -> dict:
         return {"encoder": self.encoder, "epochs": self.epochs, "batch_size": self.batch_size,

@@ -63,6 +63,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="comma-separated event features known at request time (with --data)")
     parser.add_argument("--history-length", type=int, default=defaults.history_length)
     parser.add_argument("--encoder", default=defaults.encoder)
+    parser.add_argument("--iat-scheme", default=defaults.iat_scheme, choices=["temporal_order", "user_order"],
+                        help="IAT source-model scheme (with --encoder iat)")
+    parser.add_argument("--token-dim", type=int, default=defaults.token_dim, help="IAT token size d (with --encoder iat)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--min-eval-auc", type=float, default=defaults.min_eval_auc)
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     config = configs.PipelineConfig(
         data_dir=data_dir, event_features=tuple(schema.event_features), context_features=schema.context_features,
         history_length=args.history_length, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
+        iat_scheme=args.iat_scheme, token_dim=args.token_dim,
         min_eval_auc=args.min_eval_auc, model_name=args.model_name, pipeline_root=args.pipeline_root,
         metadata_path=args.metadata_path, serving_model_dir=serving_dir)
     print(f"[pipeline] data {data_dir}; schema {schema}", flush=True)

@@ -1,7 +1,8 @@
 """``create_pipeline``: wires the components; it does no work and holds no settings of its own.
 
-ExampleGen (the interaction log) -> HistoryExampleGen (Beam; leakage-safe histories, time split,
-schema) -> Trainer (``trainer_module.run_fn``) -> Evaluator (AUC threshold) -> Pusher (to
+ExampleGen (the interaction log) -> [InstanceCompressor (IAT stage 1: source model + Beam token
+writer), when the encoder reads instance tokens] -> HistoryExampleGen (Beam; leakage-safe
+histories, time split, schema, tokens) -> Trainer (``trainer_module.run_fn``) -> Evaluator (AUC threshold) -> Pusher (to
 ``saved_models/<model_name>/<version>/`` when blessed).
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from google.protobuf import wrappers_pb2
 from tfx import v1 as tfx
 
 from pipelines.components.history_example_gen import HistoryExampleGen
+from pipelines.components.instance_compressor import InstanceCompressor
 from pipelines.configs import PipelineConfig
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import serving
@@ -45,10 +47,18 @@ def _eval_config(config: PipelineConfig) -> tfma.EvalConfig:
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     example_gen = _example_gen(config)
+    components = [example_gen]
+    features = {"event_features": ",".join(config.event_features), "context_features": ",".join(config.context_features)}
+    tokens = {}
+    if config.uses_instance_tokens:
+        compressor = InstanceCompressor(
+            log_examples=example_gen.outputs["examples"], scheme=config.iat_scheme, token_dim=config.token_dim,
+            eval_fraction=config.eval_fraction, epochs=config.source_epochs, seed=config.seed, **features)
+        components.append(compressor)
+        tokens = {"instance_tokens": compressor.outputs["instance_tokens"]}
     history_gen = HistoryExampleGen(
         log_examples=example_gen.outputs["examples"], history_length=config.history_length,
-        eval_fraction=config.eval_fraction, event_features=",".join(config.event_features),
-        context_features=",".join(config.context_features))
+        eval_fraction=config.eval_fraction, **features, **tokens)
     trainer = tfx.components.Trainer(
         run_fn="pipelines.trainer_module.run_fn",
         examples=history_gen.outputs["history_examples"], schema=history_gen.outputs["schema"],
@@ -63,7 +73,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)))
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
-        components=[example_gen, history_gen, trainer, evaluator, pusher], enable_cache=True,
+        components=components + [history_gen, trainer, evaluator, pusher], enable_cache=True,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path),
         beam_pipeline_args=list(config.beam_pipeline_args))

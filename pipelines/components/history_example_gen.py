@@ -11,7 +11,6 @@ Flink/Spark/Dataflow through ``beam_pipeline_args`` alone) and writes
 """
 
 import json
-from typing import List
 import os
 
 import apache_beam as beam
@@ -19,18 +18,12 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import standard_artifact_utils
 
-from pipelines.components import data_schema_io
+from pipelines.components import data_schema_io, log_io
+from pipelines.components.artifacts import InstanceTokens
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.data import history, history_beam
-
-
-def _log_files(examples: tfx.types.standard_artifacts.Examples) -> List[str]:
-    splits = standard_artifact_utils.decode_split_names(examples.split_names)
-    patterns = [os.path.join(examples.uri, f"Split-{split}", "*") for split in splits]
-    files = [path for pattern in patterns for path in tf.io.gfile.glob(pattern)]
-    if not files:
-        raise ValueError(f"The interaction-log examples at {examples.uri} (splits {splits}) hold no files.")
-    return files
+from tfrs_seqcompress.iat import token_beam
+from tfrs_seqcompress.iat.store import TokenVersionError
 
 
 @tfx.dsl.components.component(use_beam=True)
@@ -40,29 +33,47 @@ def HistoryExampleGen(
     schema: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Schema],
     history_length: tfx.dsl.components.Parameter[int],
     eval_fraction: tfx.dsl.components.Parameter[float],
+    instance_tokens: tfx.dsl.components.InputArtifact[InstanceTokens] = None,
     context_features: tfx.dsl.components.Parameter[str] = "",
     event_features: tfx.dsl.components.Parameter[str] = "",
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Builds history examples of length ``history_length``; the last ``eval_fraction`` of time is eval.
 
-    ``event_features`` / ``context_features`` are comma-separated column names of the log.
+    ``event_features`` / ``context_features`` are comma-separated column names of the log. With
+    ``instance_tokens`` (IAT) every example also carries ``hist_token``, and the schema records
+    ``token_dim`` and, as a custom property, the token version.
     """
     events_names = tuple(name for name in event_features.split(",") if name)
     context_names = tuple(name for name in context_features.split(",") if name)
+    token_dim, token_version = 0, None
+    if instance_tokens is not None:
+        metadata = token_beam.read_token_metadata(instance_tokens.uri)
+        token_dim, token_version = int(metadata["token_dim"]), metadata["version"]
+        recorded = instance_tokens.get_string_custom_property("version")
+        if recorded != token_version:
+            raise TokenVersionError(f"Instance tokens at {instance_tokens.uri} are version {token_version!r} on disk "
+                                    f"but {recorded!r} in ML Metadata: the artefact was modified.")
     # Vocabulary sizes are measured below; placeholders of 1 are enough for building examples.
     build_schema = F.DataSchema(num_users=1, num_items=1, num_categories=1, history_length=history_length,
                                 event_features={name: 1 for name in events_names},
-                                context_features=context_names)
+                                context_features=context_names, token_dim=token_dim)
     columns = F.LOG_COLUMNS + events_names
     max_ids_dir = os.path.join(schema.uri, "_max_ids")
     with beam_pipeline as pipeline:
-        outputs = (pipeline
-                   | "ListLogFiles" >> beam.Create(_log_files(log_examples))
-                   | "ReadLog" >> beam.io.ReadAllFromTFRecord(
-                       compression_type=beam.io.filesystem.CompressionTypes.AUTO)
-                   | "ParseEvents" >> beam.Map(history_beam.parse_log_example, columns)
-                   | "BuildHistories" >> history_beam.BuildHistoryExamples(build_schema, eval_fraction))
+        events = (pipeline
+                  | "ListLogFiles" >> beam.Create(log_io.log_files(log_examples))
+                  | "ReadLog" >> beam.io.ReadAllFromTFRecord(compression_type=beam.io.filesystem.CompressionTypes.AUTO)
+                  | "ParseEvents" >> beam.Map(history_beam.parse_log_example, columns))
+        if instance_tokens is not None:
+            tokens = (pipeline
+                      | "ListTokenFiles" >> beam.Create(token_beam.token_files(instance_tokens.uri))
+                      | "ReadTokens" >> beam.io.ReadAllFromTFRecord(
+                          compression_type=beam.io.filesystem.CompressionTypes.AUTO)
+                      | "ParseTokens" >> beam.Map(token_beam.parse_token_record))
+            events = {"events": events, "tokens": tokens}
+        outputs = events | "BuildHistories" >> history_beam.BuildHistoryExamples(build_schema, eval_fraction,
+                                                                                  token_version)
         for split in history.SPLITS:
             _ = outputs[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
                 os.path.join(history_examples.uri, f"Split-{split}", "data_tfrecord"),
@@ -76,8 +87,12 @@ def HistoryExampleGen(
     data_schema = F.DataSchema(
         num_users=max_ids[F.USER_ID] + 1, num_items=max_ids[F.ITEM_ID] + 1,
         num_categories=max_ids[F.CATEGORY] + 1, history_length=history_length,
-        event_features={name: max_ids[name] + 1 for name in events_names}, context_features=context_names)
+        event_features={name: max_ids[name] + 1 for name in events_names}, context_features=context_names,
+        token_dim=token_dim)
     data_schema_io.write_schema(data_schema, schema.uri)
     history_examples.split_names = standard_artifact_utils.encode_split_names(list(history.SPLITS))
     history_examples.set_string_custom_property("data_schema", data_schema.to_json())
     schema.set_string_custom_property("data_schema", data_schema.to_json())
+    if token_version:
+        schema.set_string_custom_property("token_version", token_version)
+        history_examples.set_string_custom_property("token_version", token_version)

@@ -4,49 +4,20 @@ Runs the local runner in a subprocess exactly as users do, then checks a model w
 ``<serving dir>/<integer version>/`` and scores in a fresh process; then feeds a broken log and
 checks the error is clear and the pushed model is untouched.
 """
-import hashlib
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
 
 from tests import helpers
-from tfrs_seqcompress import features as F
-from tfrs_seqcompress.data import interaction_log, synthetic, tf_data
-
-CONTEXT = "hour,device,price"
-
-
-def _run_pipeline(tmp_path, data_path, min_eval_auc="0.55"):
-    command = [sys.executable, "-m", "pipelines.local_runner", "--data", str(data_path), "--context-features", CONTEXT,
-               "--history-length", "10", "--epochs", "3", "--batch-size", "64", "--min-eval-auc", min_eval_auc,
-               "--pipeline-root", str(tmp_path / "root"), "--metadata-path", str(tmp_path / "mlmd" / "metadata.db"),
-               "--serving-model-dir", str(tmp_path / "saved_models" / "ranker")]
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=str(helpers.REPO_ROOT), timeout=1200)
-
-
-def _tree_digest(directory: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(directory.rglob("*")):
-        digest.update(str(path.relative_to(directory)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+from tests.e2e import runs
+from tfrs_seqcompress.data import tf_data
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("pipeline")
-    world = synthetic.generate(synthetic.SyntheticConfig(
-        num_users=80, num_categories=4, subcategories_per_category=4, items_per_subcategory=5, major_interests=2,
-        rare_interests=2, mean_history=80, history_length=10, seed=5))
-    data_path = interaction_log.write_log_csv(world.dataset.log, tmp_path / "input" / "log.csv")
-    result = _run_pipeline(tmp_path, data_path)
+    result = runs.run_pipeline(tmp_path, runs.write_small_log(tmp_path))
     assert result.returncode == 0, result.stderr[-5000:]
     return tmp_path, result
 
@@ -90,20 +61,20 @@ def test_evaluator_blessed_with_auc_above_threshold(pipeline_run):
 def test_model_below_the_auc_threshold_is_not_pushed(pipeline_run):
     tmp_path, _ = pipeline_run
     serving_dir = tmp_path / "saved_models" / "ranker"
-    before = _tree_digest(serving_dir)
-    result = _run_pipeline(tmp_path, tmp_path / "input" / "log.csv", min_eval_auc="0.99")
+    before = runs.tree_digest(serving_dir)
+    result = runs.run_pipeline(tmp_path, tmp_path / "input" / "log.csv", min_eval_auc="0.99")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no model pushed this run (not blessed" in result.stdout
-    assert _tree_digest(serving_dir) == before
+    assert runs.tree_digest(serving_dir) == before
 
 
 def test_broken_log_fails_clearly_and_damages_nothing(pipeline_run):
     tmp_path, _ = pipeline_run
     serving_dir = tmp_path / "saved_models" / "ranker"
-    before = _tree_digest(serving_dir)
+    before = runs.tree_digest(serving_dir)
     broken = tmp_path / "input" / "broken.csv"
     broken.write_text("user_id,item_id,timestamp,label\n1,2,3,1\n")
-    result = _run_pipeline(tmp_path, broken)
+    result = runs.run_pipeline(tmp_path, broken)
     assert result.returncode == 2
     assert "missing column(s) ['category']" in result.stderr
-    assert _tree_digest(serving_dir) == before
+    assert runs.tree_digest(serving_dir) == before
