@@ -1,4 +1,6 @@
 """IAT source models: both schemes learn, tokens never see their own outcome, versions change with weights."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -81,7 +83,7 @@ def test_ranking_model_with_iat_tokens_trains_exports_and_refuses_a_mismatched_s
                                   token_dim=8, epochs=1, window=32, batch_size=256)
     store = S.build_token_store(source, log)
     examples = store.attach(history.build_history_examples(log, schema), expected_version=source.fingerprint())
-    token_schema = schema.__class__(**{**schema.__dict__, "token_dim": 8})
+    token_schema = dataclasses.replace(schema, token_dim=8)
     train, test = history.split_by_time(examples, cutoff)
     tf.keras.utils.set_random_seed(0)
     model = models.build_ranking_model(token_schema, "iat", learning_rate=3e-3)
@@ -97,3 +99,20 @@ def test_ranking_model_with_iat_tokens_trains_exports_and_refuses_a_mismatched_s
     np.testing.assert_allclose(served, in_memory, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="IATEncoder expects tokens of dim 8 but the schema's token_dim is 0"):
         models.RankingModel(schema, models.encoder_layers.make_encoder("iat", token_dim=8))
+
+
+def test_tokens_transfer_to_users_the_source_model_never_saw(world):
+    log, schema = world
+    source_users = log[F.USER_ID] % 2 == 1
+    source = S.train_source_model({k: v[source_users] for k, v in log.items()}, schema, "temporal_order",
+                                  token_dim=8, epochs=2, batch_size=256)
+    target_log = {k: v[~source_users] for k, v in log.items()}
+    store = S.build_token_store(source, target_log)  # tokens for users outside the source's training data
+    examples = store.attach(history.build_history_examples(target_log, schema), expected_version=source.fingerprint())
+    train, test = history.split_by_time(examples, history.time_cutoff(target_log[F.TIMESTAMP], 0.2))
+    tf.keras.utils.set_random_seed(0)
+    model = models.build_ranking_model(dataclasses.replace(schema, token_dim=8), "iat",
+                                       learning_rate=3e-3)
+    model.fit(tf_data.dataset_from_columns(train, 256, shuffle_seed=0), epochs=3, verbose=0)
+    predicted = models.predict_probabilities(model, tf_data.dataset_from_columns(test, 1024))
+    assert metrics.roc_auc(predicted["label"], predicted["probability"]) > 0.6  # chance: 0.5 ± 0.02
