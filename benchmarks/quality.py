@@ -143,7 +143,7 @@ def plot(report: dict, path: pathlib.Path) -> None:
         low = min(m - s for m, s in zip(means, stds))
         axis.set_ylim(max(0.0, low - 0.02), max(m + s for m, s in zip(means, stds)) + 0.01)
         axis.set_title(f"{name.upper()} on {report['dataset']} (mean ± std, {len(report['seeds'])} seeds)")
-        axis.tick_params(axis="x", rotation=20)
+        axis.tick_params(axis="x", rotation=30)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
