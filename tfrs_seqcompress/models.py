@@ -24,7 +24,6 @@ import tensorflow_recommenders as tfrs
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import layers as encoder_layers
 from tfrs_seqcompress.layers import base
-from tfrs_seqcompress.layers import iat
 
 
 def safe_ids(ids: tf.Tensor, vocabulary_size: int) -> tf.Tensor:
@@ -57,7 +56,7 @@ class RankingModel(tfrs.models.Model):
             encoder = tf.keras.layers.deserialize(encoder)
         if not isinstance(encoder, base.HistoryEncoder):
             raise ValueError(f"encoder must be a layers.HistoryEncoder, got {type(encoder).__name__}.")
-        if iat.HISTORY_TOKENS in encoder.required_inputs and encoder.token_dim != schema.token_dim:
+        if base.HISTORY_TOKENS in encoder.required_inputs and encoder.token_dim != schema.token_dim:
             raise ValueError(f"{type(encoder).__name__} expects tokens of dim {encoder.token_dim} but the schema's "
                              f"token_dim is {schema.token_dim} (0: the examples carry no 'hist_token').")
         self.schema = schema
@@ -83,7 +82,7 @@ class RankingModel(tfrs.models.Model):
         names = (F.TARGET_FIELDS + self.schema.context_features
                  + tuple(F.history_name(field) for field in (F.ITEM_ID, F.CATEGORY, F.LABEL, F.TIMESTAMP))
                  + (F.HISTORY_MASK,))
-        return names + ((F.HISTORY_TOKEN,) if iat.HISTORY_TOKENS in self.encoder.required_inputs else ())
+        return names + ((F.HISTORY_TOKEN,) if base.HISTORY_TOKENS in self.encoder.required_inputs else ())
 
     def check_features(self, features: Mapping[str, tf.Tensor]) -> None:
         """Raises ``ValueError`` naming a missing feature or one with the wrong dtype or shape."""
@@ -117,8 +116,8 @@ class RankingModel(tfrs.models.Model):
             base.CANDIDATE_EMBEDDING: self.embed_items(features[F.ITEM_ID], features[F.CATEGORY]),
             base.HISTORY_CATEGORY: features[F.history_name(F.CATEGORY)],
             base.CANDIDATE_CATEGORY: features[F.CATEGORY],
-            iat.HISTORY_TIME_GAP: features[F.TIMESTAMP][:, None] - features[F.history_name(F.TIMESTAMP)],
-            **({iat.HISTORY_TOKENS: features[F.HISTORY_TOKEN]} if F.HISTORY_TOKEN in features else {}),
+            base.HISTORY_TIME_GAP: features[F.TIMESTAMP][:, None] - features[F.history_name(F.TIMESTAMP)],
+            **({base.HISTORY_TOKENS: features[F.HISTORY_TOKEN]} if F.HISTORY_TOKEN in features else {}),
         }
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
@@ -147,7 +146,7 @@ class RankingModel(tfrs.models.Model):
 def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: float = 1e-3,
                         embedding_dim: int = 16, **encoder_overrides) -> RankingModel:
     """A compiled ``RankingModel`` with the encoder registered as ``encoder_name`` (Adam)."""
-    if iat.HISTORY_TOKENS in encoder_layers.ENCODERS[encoder_name][0].required_inputs:
+    if base.HISTORY_TOKENS in encoder_layers.ENCODERS[encoder_name][0].required_inputs:
         encoder_overrides.setdefault("token_dim", schema.token_dim)
     model = RankingModel(schema, encoder_layers.make_encoder(encoder_name, **encoder_overrides),
                          embedding_dim=embedding_dim)
