@@ -30,6 +30,25 @@ def sort_user_events(events: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: np.asarray(values)[order] for name, values in events.items()}
 
 
+def last_positions(end: np.ndarray, length: int, first: np.ndarray | int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The right-aligned window of the last ``length`` rows before each ``end``.
+
+    Args:
+      end: ``[N]`` index one past each history's most recent row.
+      length: L.
+      first: ``[N]`` (or scalar) first row each history may use (its user's first row).
+
+    Returns:
+      ``gather [N, L]`` row indices (0 on padding, safe to index with) and ``mask [N, L]`` bool,
+      padding first. Shared by the history builder and the IAT token store so that their
+      histories line up position by position.
+    """
+    positions = np.asarray(end)[:, None] - length + np.arange(length)[None, :]
+    first = np.asarray(first)
+    mask = positions >= (first[:, None] if first.ndim else first)
+    return np.where(mask, positions, 0), mask
+
+
 def user_history_examples(events: Mapping[str, np.ndarray], schema: F.DataSchema) -> dict[str, np.ndarray]:
     """Builds one history example per event of a single user.
 
@@ -43,11 +62,9 @@ def user_history_examples(events: Mapping[str, np.ndarray], schema: F.DataSchema
     events = sort_user_events(events)
     timestamps = events[F.TIMESTAMP]
     length = schema.history_length
-    # Number of events strictly earlier than each target; positions [start - L, start) form its history.
+    # Number of events strictly earlier than each target; rows [start - L, start) form its history.
     start = np.searchsorted(timestamps, timestamps, side="left")
-    positions = start[:, None] - length + np.arange(length)[None, :]
-    mask = positions >= 0
-    gather = np.where(mask, positions, 0)
+    gather, mask = last_positions(start, length)
     examples = {name: events[name].astype(np.int64) for name in F.TARGET_FIELDS + schema.context_features}
     examples[F.LABEL] = events[F.LABEL].astype(np.int64)
     for field in schema.history_fields:

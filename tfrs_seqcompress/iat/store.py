@@ -29,6 +29,7 @@ from typing import Mapping
 import numpy as np
 
 from tfrs_seqcompress import features as F
+from tfrs_seqcompress.data.history import last_positions
 
 TOKENS_FILE = "tokens.npz"
 METADATA_FILE = "metadata.json"
@@ -107,9 +108,8 @@ class TokenStore:
         keys = self._keys(self.user_id, self.timestamp)
         end = np.searchsorted(keys, self._keys(user_ids, request_times), side="left")
         start = np.searchsorted(keys, self._keys(user_ids, np.zeros_like(user_ids)), side="left")
-        positions = end[:, None] - history_length + np.arange(history_length)[None, :]
-        mask = positions >= start[:, None]
-        tokens = np.where(mask[..., None], self.tokens[np.where(mask, positions, 0)], 0.0).astype(np.float32)
+        gather, mask = last_positions(end, history_length, first=start)
+        tokens = np.where(mask[..., None], self.tokens[gather], 0.0).astype(np.float32)
         return tokens, mask.astype(np.int64)
 
     def attach(self, examples: Mapping[str, np.ndarray], expected_version: str | None = None) -> dict[str, np.ndarray]:

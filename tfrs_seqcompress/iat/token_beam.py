@@ -49,14 +49,19 @@ def save_source_model(model: SourceModel, directory: str) -> str:
     return config["version"]
 
 
+def read_source_model_config(directory: str) -> dict:
+    """``config.json`` of a saved source model: schema, scheme, token_dim, version."""
+    with tf.io.gfile.GFile(os.path.join(directory, CONFIG_FILE)) as handle:
+        return json.loads(handle.read())
+
+
 def load_source_model(directory: str, expected_version: str | None = None) -> SourceModel:
     """Rebuilds a saved source model.
 
     Raises:
       TokenVersionError: the restored weights' fingerprint differs from the recorded (or expected) version.
     """
-    with tf.io.gfile.GFile(os.path.join(directory, CONFIG_FILE)) as handle:
-        config = json.loads(handle.read())
+    config = read_source_model_config(directory)
     schema = F.DataSchema.from_json(config["schema"])
     model = SourceModel(schema, config["scheme"], token_dim=config["token_dim"])
     dummy = {name: tf.zeros([1, 2], tf.int64) for name in model.request_features() + model.outcome_features()}
@@ -114,8 +119,7 @@ class WriteInstanceTokens(beam.PTransform):
         self._source_model_dir, self._output_dir = source_model_dir, output_dir
 
     def expand(self, events):
-        with tf.io.gfile.GFile(os.path.join(self._source_model_dir, CONFIG_FILE)) as handle:
-            config = json.loads(handle.read())
+        config = read_source_model_config(self._source_model_dir)
         metadata = {"version": config["version"], "scheme": config["scheme"], "token_dim": config["token_dim"]}
         tf.io.gfile.makedirs(self._output_dir)
         with tf.io.gfile.GFile(os.path.join(self._output_dir, METADATA_FILE), "w") as handle:
