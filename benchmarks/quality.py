@@ -3,10 +3,14 @@
 IAT encoders (``iat_temporal_order``, ``iat_user_order``) first train their source model on the
 training period (seeded like the ranking model), store every event's token and fetch each
 example's history tokens; the source-training time and the fetch throughput are reported too.
+``iat_user_order_transfer`` trains its source model on half of the users only (odd IDs) and feeds
+its tokens to a ranking model trained on all users: tokens transferred to users it never saw.
 
 Trains the library's ranking model with each encoder on MovieLens-100K (or the synthetic world)
 and reports AUC / GAUC / LogLoss on the time-split test set as mean ± std over seeds, plus the
-training throughput measured in the same run (compare ratios, not absolute times across runs).
+training throughput and the serving latency of one request (``serving_default`` over 100 serialized
+candidates of a history) measured in the same run (compare ratios, not absolute times across runs).
+By default every encoder sees the history's outcome features (``--no-outcomes``: the label only).
 
     python -m benchmarks.quality                              # MovieLens-100K, 3 seeds
     python -m benchmarks.quality --dataset synthetic --history-length 200
@@ -30,14 +34,21 @@ import tfrs_seqcompress  # noqa: F401  (sets Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import layers, metrics, models
+from tfrs_seqcompress import layers, metrics, models, serving
 from tfrs_seqcompress.data import history, movielens, synthetic, tf_data
 from tfrs_seqcompress.iat import source_models
 
-IAT_ENCODERS = {"iat_temporal_order": "temporal_order", "iat_user_order": "user_order"}
+IAT_ENCODERS = {"iat_temporal_order": "temporal_order", "iat_user_order": "user_order",
+                "iat_user_order_transfer": "user_order"}
+# Transfer: the source model only ever sees these users (odd IDs); the ranking model uses all.
+TRANSFER_ENCODERS = {"iat_user_order_transfer"}
+SERVING_CANDIDATES = 100
+SERVING_CALLS = 30
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 METRICS = ("auc", "gauc", "logloss")
+COSTS = ("train_examples_per_second", "serving_ms_p50", "serving_ms_p99", "source_train_seconds",
+         "fetch_examples_per_second")
 
 
 @dataclasses.dataclass
@@ -51,6 +62,7 @@ class Benchmark:
     epochs: int
     batch_size: int
     token_dim: int
+    embed_outcomes: bool = True
 
 
 def load_dataset(dataset: str, history_length: int):
@@ -61,9 +73,14 @@ def load_dataset(dataset: str, history_length: int):
     raise ValueError(f"Unknown dataset {dataset!r}; expected 'ml-100k' or 'synthetic'.")
 
 
-def with_tokens(bench: Benchmark, scheme: str, seed: int, result: dict) -> tuple[dict, F.DataSchema]:
-    """Trains the source model on the training period and attaches every example's history tokens."""
-    train_log = {name: values[bench.log[F.TIMESTAMP] < bench.cutoff] for name, values in bench.log.items()}
+def with_tokens(bench: Benchmark, scheme: str, seed: int, result: dict,
+                transfer: bool = False) -> tuple[dict, F.DataSchema]:
+    """Trains the source model on the training period (of odd user IDs only if ``transfer``) and
+    attaches every example's history tokens."""
+    keep = bench.log[F.TIMESTAMP] < bench.cutoff
+    if transfer:
+        keep &= bench.log[F.USER_ID] % 2 == 1
+    train_log = {name: values[keep] for name, values in bench.log.items()}
     started = time.perf_counter()
     source = source_models.train_source_model(train_log, bench.schema, scheme, token_dim=bench.token_dim,
                                               epochs=bench.epochs, seed=seed)
@@ -72,7 +89,7 @@ def with_tokens(bench: Benchmark, scheme: str, seed: int, result: dict) -> tuple
     started = time.perf_counter()
     examples = store.attach(bench.examples, expected_version=source.fingerprint())
     result["fetch_examples_per_second"] = len(bench.examples[F.LABEL]) / (time.perf_counter() - started)
-    return examples, dataclasses.replace(bench.schema, token_dim=bench.token_dim)
+    return examples, dataclasses.replace(bench.schema, token_dim=bench.token_dim, token_version=source.fingerprint())
 
 
 class EpochTimer(tf.keras.callbacks.Callback):
@@ -88,16 +105,33 @@ class EpochTimer(tf.keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._started)
 
 
+def serving_latency_ms(model: models.RankingModel, schema: F.DataSchema, test: dict) -> dict:
+    """Latency of one TF Serving-style request: ``serving_default`` over 100 serialized examples
+    (a user's history with 100 candidates), parsing included; median and p99 over 30 calls."""
+    rows = {name: values[:SERVING_CANDIDATES] for name, values in test.items() if name != F.LABEL}
+    request = tf.constant(F.to_tf_examples(rows))
+    serve = serving.serving_function(model, schema)
+    for _ in range(3):
+        serve(examples=request)
+    seconds = []
+    for _ in range(SERVING_CALLS):
+        started = time.perf_counter()
+        serve(examples=request)["score"].numpy()
+        seconds.append(time.perf_counter() - started)
+    return {"serving_ms_p50": 1e3 * float(np.median(seconds)), "serving_ms_p99": 1e3 * float(np.quantile(seconds, 0.99))}
+
+
 def run_one(bench: Benchmark, encoder: str, seed: int) -> dict:
     result = {}
     examples, schema, name = bench.examples, bench.schema, encoder
     if encoder in IAT_ENCODERS:
-        examples, schema = with_tokens(bench, IAT_ENCODERS[encoder], seed, result)
+        examples, schema = with_tokens(bench, IAT_ENCODERS[encoder], seed, result,
+                                       transfer=encoder in TRANSFER_ENCODERS)
         name = "iat"
     train, test = history.split_by_time(examples, bench.cutoff)
     epochs, batch_size = bench.epochs, bench.batch_size
     tf.keras.utils.set_random_seed(seed)
-    model = models.build_ranking_model(schema, name)
+    model = models.build_ranking_model(schema, name, embed_outcomes=bench.embed_outcomes)
     timer = EpochTimer()
     model.fit(tf_data.dataset_from_columns(train, batch_size, shuffle_seed=seed), epochs=epochs, verbose=0,
               callbacks=[timer])
@@ -105,12 +139,13 @@ def run_one(bench: Benchmark, encoder: str, seed: int) -> dict:
     result.update(metrics.ranking_metrics(predicted["user_id"], predicted["label"], predicted["probability"]))
     # The last epoch only: the first one also pays for tracing and process warm-up.
     result["train_examples_per_second"] = len(train[F.LABEL]) / timer.seconds[-1]
+    result.update(serving_latency_ms(model, schema, test))
     return result
 
 
 def summarise(runs: list[dict]) -> dict:
     summary = {}
-    for name in METRICS + ("train_examples_per_second", "source_train_seconds", "fetch_examples_per_second"):
+    for name in METRICS + COSTS:
         if name not in runs[0]:
             continue
         values = np.array([run[name] for run in runs], dtype=float)
@@ -119,12 +154,15 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def markdown_table(report: dict) -> str:
-    lines = ["| encoder | AUC | GAUC | LogLoss | train examples/s | source model train s | token fetch examples/s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| encoder | AUC | GAUC | LogLoss | train examples/s | serving ms p50 / p99 (100 candidates) "
+             "| source model train s | token fetch examples/s |",
+             "|---|---|---|---|---|---|---|---|"]
     for encoder, summary in report["encoders"].items():
         cells = [f"{summary[m]['mean']:.4f} ± {summary[m]['std']:.4f}" for m in METRICS]
-        extra = [f"{summary[m]['mean']:,.0f}" if m in summary else "–"
-                 for m in ("train_examples_per_second", "source_train_seconds", "fetch_examples_per_second")]
+        number = lambda m, digits=0: f"{summary[m]['mean']:,.{digits}f}" if m in summary else "–"  # noqa: E731
+        extra = [number("train_examples_per_second"),
+                 f"{number('serving_ms_p50', 1)} / {number('serving_ms_p99', 1)}",
+                 number("source_train_seconds"), number("fetch_examples_per_second")]
         lines.append(f"| {encoder} | " + " | ".join(cells + extra) + " |")
     return "\n".join(lines)
 
@@ -160,19 +198,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--history-length", type=int, default=100)
     parser.add_argument("--output-dir", default=str(RESULTS_DIR))
+    parser.add_argument("--no-outcomes", action="store_true",
+                        help="embed only the past label on the history, not the outcome features (ablation)")
+    parser.add_argument("--tag", default="", help="suffix of the result file names, e.g. 'label_only'")
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",")]
     encoders = args.encoders.split(",")
     data = load_dataset(args.dataset, args.history_length)
     cutoff = history.time_cutoff(data.log[F.TIMESTAMP], 0.2)
     bench = Benchmark(log=data.log, schema=data.schema, examples=history.build_history_examples(data.log, data.schema),
-                      cutoff=cutoff, epochs=args.epochs, batch_size=args.batch_size, token_dim=args.token_dim)
+                      cutoff=cutoff, epochs=args.epochs, batch_size=args.batch_size, token_dim=args.token_dim,
+                      embed_outcomes=not args.no_outcomes)
     train_count = int((bench.examples[F.TIMESTAMP] < cutoff).sum())
     test_count = len(bench.examples[F.TIMESTAMP]) - train_count
     print(f"[quality] {args.dataset}: {train_count:,} train / {test_count:,} test examples, "
           f"L={args.history_length}, encoders {encoders}, seeds {seeds}, {args.epochs} epochs", flush=True)
     report = {"dataset": args.dataset, "history_length": args.history_length, "epochs": args.epochs,
               "batch_size": args.batch_size, "token_dim": args.token_dim, "seeds": seeds,
+              "outcome_side_information": list(bench.schema.outcome_features) if bench.embed_outcomes else [],
               "train_examples": train_count, "test_examples": test_count, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "runs": {}, "encoders": {}}
     for encoder in encoders:
@@ -180,15 +223,16 @@ def main(argv: list[str] | None = None) -> dict:
         for seed in seeds:
             result = run_one(bench, encoder, seed)
             print(f"[quality] {encoder:>10} seed {seed}: AUC {result['auc']:.4f} GAUC {result['gauc']:.4f} "
-                  f"LogLoss {result['logloss']:.4f} ({result['train_examples_per_second']:,.0f} ex/s)", flush=True)
+                  f"LogLoss {result['logloss']:.4f} ({result['train_examples_per_second']:,.0f} ex/s, "
+                  f"serving {result['serving_ms_p50']:.1f} ms)", flush=True)
             runs.append(result)
         report["runs"][encoder] = runs
         report["encoders"][encoder] = summarise(runs)
     output_dir = pathlib.Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    json_path = output_dir / f"quality_{args.dataset}.json"
+    json_path = output_dir / f"quality_{args.dataset}{'_' + args.tag if args.tag else ''}.json"
     json_path.write_text(json.dumps(report, indent=2))
-    plot(report, output_dir / f"quality_{args.dataset}.png")
+    plot(report, json_path.with_suffix(".png"))
     print(markdown_table(report))
     print(f"[quality] wrote {json_path} and {json_path.with_suffix('.png')}")
     return report

@@ -71,3 +71,25 @@ def test_model_rejects_a_non_encoder(world_examples):
     schema, _ = world_examples
     with pytest.raises(ValueError, match="encoder must be a layers.HistoryEncoder, got Dense"):
         models.RankingModel(schema, tf.keras.layers.Dense(3))
+
+
+def test_history_outcomes_reach_the_score_and_are_required(world_examples):
+    schema, examples = world_examples  # synthetic outcome features: action_type, dwell
+    tf.keras.utils.set_random_seed(0)
+    model = models.build_ranking_model(schema, "din_full")
+    batch = _batch(examples)
+    deeper = {**batch, "hist_dwell": tf.where(batch[F.HISTORY_MASK] > 0, tf.constant(7, tf.int64), batch["hist_dwell"])}
+    assert np.abs(model(deeper).numpy() - model(batch).numpy()).max() > 1e-6
+    del batch["hist_action_type"]
+    with pytest.raises(ValueError, match="missing feature\\(s\\) \\['hist_action_type'\\]"):
+        model(batch)
+
+
+def test_outcomes_can_be_left_out(world_examples):
+    schema, examples = world_examples
+    model = models.build_ranking_model(schema, "din_full", embed_outcomes=False)
+    batch = _batch(examples)
+    with_dwell = model(batch).numpy()
+    changed = {**batch, "hist_dwell": tf.zeros_like(batch["hist_dwell"])}
+    np.testing.assert_allclose(model(changed).numpy(), with_dwell)
+    assert model.get_config()["embed_outcomes"] is False

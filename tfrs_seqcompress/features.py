@@ -35,6 +35,8 @@ import dataclasses
 import json
 from typing import Any, Mapping
 
+import hashlib
+
 import numpy as np
 
 USER_ID = "user_id"
@@ -47,6 +49,9 @@ HISTORY_PREFIX = "hist_"
 HISTORY_MASK = "hist_mask"
 # IAT: the stored instance token of every history event, float32 [L, token_dim] (only when token_dim > 0).
 HISTORY_TOKEN = "hist_token"
+# IAT: which source model made those tokens, int64 scalar ``token_version_id(version)``; the ranking
+# model refuses examples (and serving requests) whose tokens come from another version.
+TOKEN_VERSION = "token_version"
 
 # Columns every interaction log must have.
 LOG_COLUMNS: tuple[str, ...] = (USER_ID, ITEM_ID, TIMESTAMP, LABEL, CATEGORY)
@@ -78,6 +83,8 @@ class DataSchema:
         target too. The others (e.g. ``rating``, ``action_type``) describe an outcome and appear
         in the history only, never for the target (that would leak the label).
       token_dim: d of the IAT instance tokens carried as ``hist_token``; 0 when examples carry none.
+      token_version: the version (source-model fingerprint) of those tokens; examples carry it as
+        ``token_version`` (``token_version_id``) so a model can refuse tokens of another version.
     """
 
     num_users: int
@@ -87,6 +94,7 @@ class DataSchema:
     event_features: Mapping[str, int] = dataclasses.field(default_factory=dict)
     context_features: tuple[str, ...] = ()
     token_dim: int = 0
+    token_version: str = ""
 
     def __post_init__(self):
         for name in ("num_users", "num_items", "num_categories", "history_length"):
@@ -145,7 +153,13 @@ def example_feature_shapes(schema: DataSchema, with_label: bool = True) -> dict[
     shapes[HISTORY_MASK] = (schema.history_length,)
     if schema.token_dim:
         shapes[HISTORY_TOKEN] = (schema.history_length, schema.token_dim)
+        shapes[TOKEN_VERSION] = ()
     return shapes
+
+
+def token_version_id(version: str) -> int:
+    """The int64 form of a token version carried by every IAT example (60 bits of its SHA-256)."""
+    return int(hashlib.sha256(str(version).encode()).hexdigest()[:15], 16)
 
 
 def example_parse_spec(schema: DataSchema, with_label: bool = True) -> dict[str, Any]:
@@ -293,6 +307,9 @@ def validate_examples(examples: Mapping[str, Any], schema: DataSchema, with_labe
         if received != (batch,) + shape:
             raise ValueError(f"Feature {name!r} must have shape {[batch, *shape]}, got {list(columns[name].shape)}.")
     validate_history(columns[history_name(TIMESTAMP)], columns[HISTORY_MASK], columns[TIMESTAMP], schema.history_length)
+    if schema.token_dim and np.any(columns[TOKEN_VERSION] != token_version_id(schema.token_version)):
+        raise ValueError(f"Feature {TOKEN_VERSION!r}: the examples' tokens are not of version "
+                         f"{schema.token_version!r} (the schema's): were they made by another source model?")
     for field in (USER_ID, ITEM_ID, CATEGORY) + schema.context_features:
         _check_id_range(field, columns[field], schema.vocabulary_size(field), "History examples")
     for field in schema.history_fields:

@@ -1,10 +1,11 @@
 """The TFRS ranking model that takes any history encoder, and helpers to train and score it.
 
 Architecture: item and category embeddings (size E each) form the candidate embedding
-``[B, 2E]``; the same tables embed the history events, plus an embedding of each past event's
-label (the user's feedback); the encoder turns history + candidate into a user-interest vector;
-an MLP over [candidate, interest, candidate * interest, context-feature embeddings] gives the
-click logit. Loss and metrics live in a ``tfrs.tasks.Ranking``; training is stock Keras ``fit``.
+``[B, 2E]``; the same tables embed the history events, plus embeddings of each past event's
+outcome — its label (the user's feedback) and the schema's outcome features such as
+``action_type``, ``dwell`` or ``rating`` (``embed_outcomes``); the encoder turns history +
+candidate into a user-interest vector; an MLP over [candidate, interest, candidate * interest,
+context-feature embeddings] gives the click logit. Loss and metrics live in a ``tfrs.tasks.Ranking``; training is stock Keras ``fit``.
 
 Example::
 
@@ -42,13 +43,16 @@ class RankingModel(tfrs.models.Model):
       encoder: any ``layers.HistoryEncoder``.
       embedding_dim: E, the size of the item and category embeddings (D = 2E).
       hidden_units: the prediction MLP.
+      embed_outcomes: add embeddings of the history's outcome features
+        (``schema.outcome_features``, e.g. ``hist_action_type``) to the history embeddings, for
+        every encoder alike. The past label is always embedded.
 
     ``call(features)`` takes parsed history examples (``features.example_parse_spec``) and returns
     click logits ``[batch_size]``.
     """
 
     def __init__(self, schema: F.DataSchema, encoder: base.HistoryEncoder, embedding_dim: int = 16,
-                 hidden_units: Sequence[int] = (64, 32), **kwargs):
+                 hidden_units: Sequence[int] = (64, 32), embed_outcomes: bool = True, **kwargs):
         super().__init__(**kwargs)
         if isinstance(schema, str):
             schema = F.DataSchema.from_json(schema)
@@ -63,10 +67,14 @@ class RankingModel(tfrs.models.Model):
         self.encoder = encoder
         self.embedding_dim = embedding_dim
         self.hidden_units = tuple(hidden_units)
+        self.embed_outcomes = embed_outcomes
         self.item_embedding = tf.keras.layers.Embedding(schema.num_items, embedding_dim, name="item_embedding")
         self.category_embedding = tf.keras.layers.Embedding(schema.num_categories, embedding_dim,
                                                             name="category_embedding")
         self.feedback_embedding = tf.keras.layers.Embedding(2, 2 * embedding_dim, name="feedback_embedding")
+        self.outcome_embeddings = {
+            name: tf.keras.layers.Embedding(schema.event_features[name], 2 * embedding_dim, name=f"{name}_embedding")
+            for name in self.outcome_features()}
         self.context_embeddings = {
             name: tf.keras.layers.Embedding(schema.event_features[name], 4, name=f"{name}_embedding")
             for name in schema.context_features}
@@ -78,11 +86,30 @@ class RankingModel(tfrs.models.Model):
             metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc"),
                      tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss")])
 
+    def outcome_features(self) -> tuple[str, ...]:
+        """The event features embedded on the history beside the label (empty if not ``embed_outcomes``)."""
+        return self.schema.outcome_features if self.embed_outcomes else ()
+
     def required_features(self) -> tuple[str, ...]:
+        history_fields = (F.ITEM_ID, F.CATEGORY, F.LABEL, F.TIMESTAMP) + self.outcome_features()
         names = (F.TARGET_FIELDS + self.schema.context_features
-                 + tuple(F.history_name(field) for field in (F.ITEM_ID, F.CATEGORY, F.LABEL, F.TIMESTAMP))
-                 + (F.HISTORY_MASK,))
-        return names + ((F.HISTORY_TOKEN,) if base.HISTORY_TOKENS in self.encoder.required_inputs else ())
+                 + tuple(F.history_name(field) for field in history_fields) + (F.HISTORY_MASK,))
+        return names + ((F.HISTORY_TOKEN, F.TOKEN_VERSION) if self.uses_tokens() else ())
+
+    def uses_tokens(self) -> bool:
+        return base.HISTORY_TOKENS in self.encoder.required_inputs
+
+    def check_token_version(self, features: Mapping[str, tf.Tensor]) -> list:
+        """An assertion (``InvalidArgumentError`` when run) that every example's tokens are of the
+        version this model was trained with (``schema.token_version``); [] without tokens."""
+        if not self.uses_tokens():
+            return []
+        expected = tf.constant(F.token_version_id(self.schema.token_version), tf.int64)
+        return [tf.debugging.assert_equal(
+            tf.cast(features[F.TOKEN_VERSION], tf.int64), expected,
+            message=(f"Feature {F.TOKEN_VERSION}: {F.HISTORY_TOKEN} comes from another source model; this model "
+                     f"expects tokens of version {self.schema.token_version or '(empty)'} "
+                     f"(token_version {F.token_version_id(self.schema.token_version)})."))]
 
     def check_features(self, features: Mapping[str, tf.Tensor]) -> None:
         """Raises ``ValueError`` naming a missing feature or one with the wrong dtype or shape."""
@@ -110,6 +137,8 @@ class RankingModel(tfrs.models.Model):
         """The dict every history encoder reads (``layers.base``)."""
         history = self.embed_items(features[F.history_name(F.ITEM_ID)], features[F.history_name(F.CATEGORY)])
         history += self.feedback_embedding(safe_ids(features[F.history_name(F.LABEL)], 2))
+        for name, embedding in self.outcome_embeddings.items():
+            history += embedding(safe_ids(features[F.history_name(name)], self.schema.event_features[name]))
         return {
             base.HISTORY_EMBEDDINGS: history,
             base.HISTORY_MASK: tf.cast(features[F.HISTORY_MASK], tf.bool),
@@ -122,7 +151,8 @@ class RankingModel(tfrs.models.Model):
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         self.check_features(features)
-        inputs = self.encoder_inputs(features)
+        with tf.control_dependencies(self.check_token_version(features)):
+            inputs = self.encoder_inputs(features)
         candidate = inputs[base.CANDIDATE_EMBEDDING]
         interest = self.encoder(inputs)
         context = [self.context_embeddings[name](safe_ids(features[name], self.schema.event_features[name]))
@@ -140,16 +170,17 @@ class RankingModel(tfrs.models.Model):
 
     def get_config(self):
         return {"schema": self.schema.to_json(), "encoder": tf.keras.layers.serialize(self.encoder),
-                "embedding_dim": self.embedding_dim, "hidden_units": list(self.hidden_units)}
+                "embedding_dim": self.embedding_dim, "hidden_units": list(self.hidden_units),
+                "embed_outcomes": self.embed_outcomes}
 
 
 def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: float = 1e-3,
-                        embedding_dim: int = 16, **encoder_overrides) -> RankingModel:
+                        embedding_dim: int = 16, embed_outcomes: bool = True, **encoder_overrides) -> RankingModel:
     """A compiled ``RankingModel`` with the encoder registered as ``encoder_name`` (Adam)."""
     if base.HISTORY_TOKENS in encoder_layers.ENCODERS[encoder_name][0].required_inputs:
         encoder_overrides.setdefault("token_dim", schema.token_dim)
     model = RankingModel(schema, encoder_layers.make_encoder(encoder_name, **encoder_overrides),
-                         embedding_dim=embedding_dim)
+                         embedding_dim=embedding_dim, embed_outcomes=embed_outcomes)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
     return model
 

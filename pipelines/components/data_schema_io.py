@@ -3,7 +3,8 @@
 ``HistoryExampleGen`` writes it into a standard ``Schema`` artefact; the Trainer reads it back
 (``fn_args.schema_path``). The conversion is lossless: every history-example feature with its
 shape and ``int_domain`` (so vocabulary sizes are ``max + 1``); L is the history features' shape;
-IAT's ``hist_token`` is a FLOAT feature of shape ``[L, token_dim]``.
+IAT's ``hist_token`` is a FLOAT feature of shape ``[L, token_dim]``; ``token_version`` an INT
+scalar whose domain is the one ``token_version_id`` allowed, the version string in its annotation.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfrs_seqcompress import features as F
 
 SCHEMA_FILE = "schema.pbtxt"
+VERSION_TAG = "token_version="
 
 
 def to_tfmd_schema(schema: F.DataSchema) -> schema_pb2.Schema:
@@ -24,6 +26,10 @@ def to_tfmd_schema(schema: F.DataSchema) -> schema_pb2.Schema:
         feature = proto.feature.add(name=name, type=schema_pb2.FLOAT if name == F.HISTORY_TOKEN else schema_pb2.INT)
         feature.shape.dim.extend([schema_pb2.FixedShape.Dim(size=size) for size in shape])
         if name == F.HISTORY_TOKEN:
+            continue
+        if name == F.TOKEN_VERSION:
+            feature.int_domain.min = feature.int_domain.max = F.token_version_id(schema.token_version)
+            feature.annotation.tag.append(VERSION_TAG + schema.token_version)
             continue
         field = name[len(F.HISTORY_PREFIX):] if name.startswith(F.HISTORY_PREFIX) else name
         size = 2 if name == F.HISTORY_MASK else schema.vocabulary_size(field)
@@ -41,13 +47,16 @@ def from_tfmd_schema(proto: schema_pb2.Schema) -> F.DataSchema:
         raise ValueError(f"Schema lacks contract feature(s) {missing}; is it a history-example schema?")
     size = lambda name: int(by_name[name].int_domain.max) + 1  # noqa: E731
     base_history = {F.history_name(field) for field in F.HISTORY_BASE_FIELDS} | {F.HISTORY_MASK, F.HISTORY_TOKEN}
+    version_tags = [tag[len(VERSION_TAG):] for tag in by_name[F.TOKEN_VERSION].annotation.tag
+                    if tag.startswith(VERSION_TAG)] if F.TOKEN_VERSION in by_name else []
     event_features = {name[len(F.HISTORY_PREFIX):]: size(name) for name in by_name
                       if name.startswith(F.HISTORY_PREFIX) and name not in base_history}
     context = tuple(name for name in by_name if name in event_features)
     return F.DataSchema(num_users=size(F.USER_ID), num_items=size(F.ITEM_ID), num_categories=size(F.CATEGORY),
                         history_length=int(by_name[F.HISTORY_MASK].shape.dim[0].size),
                         event_features=event_features, context_features=context,
-                        token_dim=int(by_name[F.HISTORY_TOKEN].shape.dim[1].size) if F.HISTORY_TOKEN in by_name else 0)
+                        token_dim=int(by_name[F.HISTORY_TOKEN].shape.dim[1].size) if F.HISTORY_TOKEN in by_name else 0,
+                        token_version=version_tags[0] if version_tags else "")
 
 
 def write_schema(schema: F.DataSchema, directory: str) -> str:

@@ -57,7 +57,8 @@ def HistoryExampleGen(
     # Vocabulary sizes are measured below; placeholders of 1 are enough for building examples.
     build_schema = F.DataSchema(num_users=1, num_items=1, num_categories=1, history_length=history_length,
                                 event_features={name: 1 for name in events_names},
-                                context_features=context_names, token_dim=token_dim)
+                                context_features=context_names, token_dim=token_dim,
+                                token_version=token_version or "")
     columns = F.LOG_COLUMNS + events_names
     max_ids_dir = os.path.join(schema.uri, "_max_ids")
     with beam_pipeline as pipeline:
@@ -72,8 +73,7 @@ def HistoryExampleGen(
                           compression_type=beam.io.filesystem.CompressionTypes.AUTO)
                       | "ParseTokens" >> beam.Map(token_beam.parse_token_record))
             events = {"events": events, "tokens": tokens}
-        outputs = events | "BuildHistories" >> history_beam.BuildHistoryExamples(build_schema, eval_fraction,
-                                                                                  token_version)
+        outputs = events | "BuildHistories" >> history_beam.BuildHistoryExamples(build_schema, eval_fraction)
         for split in history.SPLITS:
             _ = outputs[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
                 os.path.join(history_examples.uri, f"Split-{split}", "data_tfrecord"),
@@ -88,7 +88,7 @@ def HistoryExampleGen(
         num_users=max_ids[F.USER_ID] + 1, num_items=max_ids[F.ITEM_ID] + 1,
         num_categories=max_ids[F.CATEGORY] + 1, history_length=history_length,
         event_features={name: max_ids[name] + 1 for name in events_names}, context_features=context_names,
-        token_dim=token_dim)
+        token_dim=token_dim, token_version=token_version or "")
     data_schema_io.write_schema(data_schema, schema.uri)
     history_examples.split_names = standard_artifact_utils.encode_split_names(list(history.SPLITS))
     history_examples.set_string_custom_property("data_schema", data_schema.to_json())

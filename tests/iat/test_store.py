@@ -57,7 +57,9 @@ def test_attach_lines_up_with_the_history_builder():
     event_of_item = {item: i for i, item in enumerate(log[F.ITEM_ID])}
     np.testing.assert_array_equal(examples[F.HISTORY_TOKEN][row],
                                   tokens[[event_of_item[item] for item in examples["hist_item_id"][row]]])
-    F.validate_examples(examples, dataclasses.replace(schema, token_dim=2))
+    F.validate_examples(examples, dataclasses.replace(schema, token_dim=2, token_version="v1"))
+    with pytest.raises(ValueError, match="'token_version': the examples' tokens are not of version 'v2'"):
+        F.validate_examples(examples, dataclasses.replace(schema, token_dim=2, token_version="v2"))
 
 
 def test_attach_refuses_another_version_and_another_log():

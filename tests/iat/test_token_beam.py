@@ -66,7 +66,7 @@ def _decoded(serialized):
 def test_beam_history_builder_attaches_the_same_tokens_as_the_store(trained):
     log, schema, model, _, version = trained
     store = S.build_token_store(model, log)
-    token_schema = dataclasses.replace(schema, token_dim=4)
+    token_schema = dataclasses.replace(schema, token_dim=4, token_version=version)
     expected = store.attach(history.build_history_examples(log, schema))
     train, evaluation = history.split_by_time(expected, history.time_cutoff(log[F.TIMESTAMP], 0.25))
     records = [token_beam.token_record(u, t, i, token) for u, t, i, token in
@@ -75,7 +75,7 @@ def test_beam_history_builder_attaches_the_same_tokens_as_the_store(trained):
         events = pipeline | "Events" >> beam.Create(_events(log))
         tokens = pipeline | "Tokens" >> beam.Create(records) | beam.Map(token_beam.parse_token_record)
         outputs = ({"events": events, "tokens": tokens}
-                   | history_beam.BuildHistoryExamples(token_schema, 0.25, token_version=version))
+                   | history_beam.BuildHistoryExamples(token_schema, 0.25))
         for split, columns in (("train", train), ("eval", evaluation)):
             assert_that(outputs[split] | f"Decode{split}" >> beam.Map(_decoded),
                         equal_to([_decoded(r) for r in F.to_tf_examples(columns)]), label=split)

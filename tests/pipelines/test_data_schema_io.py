@@ -9,9 +9,9 @@ from tests import helpers
 from tfrs_seqcompress import features as F
 
 
-@pytest.mark.parametrize("token_dim", [0, 8])
-def test_round_trip(token_dim, tmp_path):
-    schema = dataclasses.replace(helpers.tiny_schema(), token_dim=token_dim)
+@pytest.mark.parametrize("token_dim,token_version", [(0, ""), (8, "3f2a9c01d4e5b6a7")])
+def test_round_trip(token_dim, token_version, tmp_path):
+    schema = dataclasses.replace(helpers.tiny_schema(), token_dim=token_dim, token_version=token_version)
     data_schema_io.write_schema(schema, str(tmp_path))
     assert data_schema_io.read_schema(str(tmp_path)) == schema
 

@@ -113,7 +113,8 @@ class TokenStore:
         return tokens, mask.astype(np.int64)
 
     def attach(self, examples: Mapping[str, np.ndarray], expected_version: str | None = None) -> dict[str, np.ndarray]:
-        """History examples plus their ``hist_token`` ``[N, L, d]``, fetched at each target's time.
+        """History examples plus their ``hist_token`` ``[N, L, d]``, fetched at each target's time,
+        and ``token_version`` (``features.token_version_id`` of this store's version).
 
         Raises:
           TokenVersionError: the store's version differs from ``expected_version``.
@@ -125,7 +126,8 @@ class TokenStore:
         if not np.array_equal(mask, examples[F.HISTORY_MASK]):
             raise ValueError("The token store's history does not line up with the examples' hist_mask: "
                              "were the tokens computed on a different log?")
-        return {**examples, F.HISTORY_TOKEN: tokens}
+        version = np.full(len(examples[F.USER_ID]), F.token_version_id(self.version), np.int64)
+        return {**examples, F.HISTORY_TOKEN: tokens, F.TOKEN_VERSION: version}
 
     def check_version(self, expected_version: str | None) -> None:
         if expected_version is not None and expected_version != self.version:
