@@ -5,6 +5,7 @@ import tensorflow as tf
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipelines.components import data_schema_io
 from tests.e2e import runs
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.data import tf_data
@@ -41,10 +42,11 @@ def test_tokens_are_versioned_and_trained_on_the_training_period_only(iat_run):
     assert trained_on == int((store.timestamp < cutoff).sum()) < len(store.timestamp)
     schema = _artifact(tmp_path, "Schema")
     assert schema.custom_properties["token_version"].string_value == version
+    assert data_schema_io.read_schema(schema.uri).token_version == version  # what the Trainer builds from
     assert "Component InstanceCompressor is finished" in result.stderr
 
 
-def test_pushed_iat_model_serves_examples_with_tokens_and_refuses_them_without(iat_run):
+def test_pushed_iat_model_serves_examples_with_tokens_and_refuses_missing_or_stale_ones(iat_run):
     tmp_path, result = iat_run
     version_dir = next((tmp_path / "saved_models" / "ranker").iterdir())
     assert f"pushed model: {version_dir}" in result.stdout
@@ -60,3 +62,7 @@ def test_pushed_iat_model_serves_examples_with_tokens_and_refuses_them_without(i
     del stripped.features.feature[F.HISTORY_TOKEN]
     with pytest.raises(tf.errors.InvalidArgumentError, match="hist_token"):
         signature(examples=tf.constant([stripped.SerializeToString()]))
+    stale = tf.train.Example.FromString(records[0])
+    stale.features.feature[F.TOKEN_VERSION].int64_list.value[:] = [F.token_version_id("an older source model")]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="comes from another source model"):
+        signature(examples=tf.constant([stale.SerializeToString()]))
