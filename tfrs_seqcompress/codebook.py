@@ -1,0 +1,272 @@
+"""HiSAC's global hierarchical codebook: residual k-means over frozen item semantic vectors.
+
+Level 1 clusters the vectors; level h clusters what levels 1..h-1 left unexplained (the
+residuals), so an item's semantic ID ``(c1, ..., cH)`` is a path in a global tree and the sum of
+its codewords approximates its vector (the RQ idea of the paper, without the VAE; METHODS.md).
+
+Fitting is seeded and deterministic. Each level starts from k-means++ on a bounded, seeded
+candidate set chosen by a hash of each vector's key (``init_candidates``), then runs Lloyd
+iterations (ties go to the lower code; an empty code keeps its codeword). The Beam fitter
+(``codebook_beam``) runs the very same steps as distributed passes, so both give the same codebook
+up to float summation order.
+
+A ``Codebook`` is an artefact: its ``version`` is a digest of the codewords, and it carries its
+fitting statistics (quantisation error after each level, code usage). ``load`` refuses a
+truncated file, another version, or another shape than expected.
+
+Example::
+
+    codebook = fit_residual_kmeans(item_vectors[1:], level_sizes=(16, 8), seed=0)
+    codes = codebook.assign(item_vectors)            # [num_items, 2] semantic IDs
+    codebook.save("codebook/"); Codebook.load("codebook/", expected_version=codebook.version)
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import pathlib
+import zipfile
+from typing import Sequence
+
+import numpy as np
+
+CODEWORDS_FILE = "codewords.npz"
+METADATA_FILE = "metadata.json"
+MAX_INIT_CANDIDATES = 20_000
+
+
+class CodebookError(ValueError):
+    """A codebook file that is missing, truncated or inconsistent, or of another version or shape."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Codebook:
+    """H levels of codewords; level h holds ``[level_sizes[h], dim]`` float32.
+
+    Attributes:
+      codewords: one array per level.
+      statistics: how the fit went (``quantisation_error`` per level: mean squared norm of what
+        levels 1..h leave unexplained; ``total_variance``; ``used_codes`` per level; ``seed``,
+        ``iterations``, ``num_vectors``).
+    """
+
+    codewords: tuple[np.ndarray, ...]
+    statistics: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        codewords = tuple(np.asarray(level, np.float32) for level in self.codewords)
+        if not codewords or any(level.ndim != 2 or len(level) == 0 for level in codewords):
+            raise CodebookError("A codebook needs at least one level of codewords shaped [codes, dim].")
+        if len({level.shape[1] for level in codewords}) != 1:
+            raise CodebookError(f"All levels must share one dim, got {[level.shape for level in codewords]}.")
+        if not all(np.isfinite(level).all() for level in codewords):
+            raise CodebookError("Codewords contain NaN or infinity.")
+        object.__setattr__(self, "codewords", codewords)
+
+    @property
+    def level_sizes(self) -> tuple[int, ...]:
+        return tuple(len(level) for level in self.codewords)
+
+    @property
+    def dim(self) -> int:
+        return int(self.codewords[0].shape[1])
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.codewords)
+
+    @property
+    def version(self) -> str:
+        """A digest of every codeword: two codebooks share a version iff they quantise alike."""
+        digest = hashlib.sha256(json.dumps(self.level_sizes).encode())
+        for level in self.codewords:
+            digest.update(np.ascontiguousarray(level).tobytes())
+        return digest.hexdigest()[:16]
+
+    def assign(self, vectors: np.ndarray) -> np.ndarray:
+        """Semantic IDs ``[N, H]`` (int64) of ``vectors`` ``[N, dim]``: the nearest codeword level by level.
+
+        Raises:
+          ValueError: wrong dim, or NaN / infinite vectors (named by row).
+        """
+        residual = check_vectors(vectors, self.dim).astype(np.float64)
+        codes = np.zeros((len(residual), self.num_levels), np.int64)
+        for level, codewords in enumerate(self.codewords):
+            codes[:, level] = nearest(residual, codewords)
+            residual -= codewords[codes[:, level]]
+        return codes
+
+    def reconstruct(self, codes: np.ndarray) -> np.ndarray:
+        """``[N, dim]``: the sum of the codewords on each path (an agent's prototype)."""
+        codes = np.asarray(codes, np.int64)
+        return sum(self.codewords[level][codes[:, level]] for level in range(codes.shape[1]))
+
+    def save(self, directory: str | pathlib.Path) -> pathlib.Path:
+        directory = pathlib.Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez(directory / CODEWORDS_FILE, **{f"level_{h}": level for h, level in enumerate(self.codewords)})
+        metadata = {"version": self.version, "level_sizes": list(self.level_sizes), "dim": self.dim,
+                    "statistics": self.statistics}
+        (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | pathlib.Path, expected_version: str | None = None,
+             expected_level_sizes: Sequence[int] | None = None, expected_dim: int | None = None) -> "Codebook":
+        """Reads a saved codebook and checks it is whole and the one expected.
+
+        Raises:
+          CodebookError: missing or truncated files, codewords that disagree with the metadata,
+            or a version / level sizes / dim other than expected.
+        """
+        directory = pathlib.Path(directory)
+        try:
+            metadata = json.loads((directory / METADATA_FILE).read_text())
+            with np.load(directory / CODEWORDS_FILE) as arrays:
+                codewords = tuple(arrays[f"level_{h}"] for h in range(len(metadata["level_sizes"])))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as error:
+            raise CodebookError(f"Codebook at {directory} is missing or truncated ({type(error).__name__}: "
+                                f"{error}).") from error
+        codebook = cls(codewords, metadata.get("statistics", {}))
+        if codebook.version != metadata["version"]:
+            raise CodebookError(f"Codebook at {directory}: codewords hash to {codebook.version!r} but the metadata "
+                                f"says {metadata['version']!r} (modified or partly written).")
+        codebook.check(expected_version, expected_level_sizes, expected_dim)
+        return codebook
+
+    def check(self, expected_version: str | None = None, expected_level_sizes: Sequence[int] | None = None,
+              expected_dim: int | None = None) -> None:
+        """Raises ``CodebookError`` if this is not the codebook a model was built with."""
+        if expected_level_sizes is not None and tuple(expected_level_sizes) != self.level_sizes:
+            raise CodebookError(f"Codebook has level sizes {self.level_sizes}; expected {tuple(expected_level_sizes)}.")
+        if expected_dim is not None and expected_dim != self.dim:
+            raise CodebookError(f"Codebook has dim {self.dim}; expected {expected_dim}.")
+        if expected_version is not None and expected_version != self.version:
+            raise CodebookError(f"Codebook version {self.version!r} differs from the expected {expected_version!r}: "
+                                "it was fitted on other data or with other settings.")
+
+
+# ----------------------------------------------------------------------------- fitting steps
+# Each step is shared by the in-memory fitter below and the Beam fitter (codebook_beam).
+
+
+def check_vectors(vectors: np.ndarray, dim: int | None = None) -> np.ndarray:
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.number):
+        raise ValueError(f"Semantic vectors must be a numeric array [num_vectors, dim], got shape {vectors.shape} "
+                         f"and dtype {vectors.dtype}.")
+    if dim is not None and vectors.shape[1] != dim:
+        raise ValueError(f"Semantic vectors have dim {vectors.shape[1]}; the codebook expects dim {dim}.")
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if len(bad):
+        raise ValueError(f"Semantic vectors contain NaN or infinity in {len(bad)} row(s), first rows {bad[:5].tolist()}.")
+    return vectors
+
+
+def nearest(points: np.ndarray, codewords: np.ndarray, chunk: int = 32_768) -> np.ndarray:
+    """Index of the nearest codeword of every point (squared L2; ties go to the lower index).
+
+    Works in chunks of rows so 10^6 points never build a 10^6 x K distance matrix at once."""
+    points = np.asarray(points, np.float64)
+    codewords = np.asarray(codewords, np.float64)
+    squared_norms = np.einsum("kd,kd->k", codewords, codewords)[None, :]
+    codes = np.empty(len(points), np.int64)
+    for start in range(0, len(points), chunk):
+        block = points[start:start + chunk]
+        codes[start:start + chunk] = np.argmin(squared_norms - 2.0 * block @ codewords.T, axis=1)
+    return codes
+
+
+def init_priority(key: int, seed: int, level: int) -> int:
+    """A seeded pseudo-random rank of a vector's key; the lowest ranks seed a level's k-means++."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{level}:{int(key)}".encode()).digest()[:8], "big")
+
+
+def init_candidates(keys: np.ndarray, seed: int, level: int, limit: int = MAX_INIT_CANDIDATES) -> np.ndarray:
+    """Row indices of the (at most ``limit``) keys with the lowest ``init_priority``, in that order."""
+    priorities = np.array([init_priority(key, seed, level) for key in keys], dtype=np.uint64)
+    return np.argsort(priorities, kind="stable")[:limit]
+
+
+def kmeans_plus_plus(candidates: np.ndarray, size: int, seed: int, level: int) -> np.ndarray:
+    """k-means++ initial codewords ``[size, dim]`` from candidate points (in priority order)."""
+    if len(candidates) < size:
+        raise ValueError(f"Codebook level {level + 1} has {size} codes but only {len(candidates)} vectors to fit "
+                         "them on; lower the level size.")
+    rng = np.random.default_rng([seed, level])
+    candidates = np.asarray(candidates, np.float64)
+    chosen = [int(rng.integers(len(candidates)))]
+    distances = ((candidates - candidates[chosen[0]]) ** 2).sum(axis=1)
+    for _ in range(1, size):
+        total = distances.sum()
+        index = int(rng.choice(len(candidates), p=distances / total)) if total > 0 else int(np.argmax(distances))
+        chosen.append(index)
+        distances = np.minimum(distances, ((candidates - candidates[index]) ** 2).sum(axis=1))
+    return candidates[chosen]
+
+
+def cluster_sums(points: np.ndarray, codewords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-code sums ``[K, dim]`` and counts ``[K]`` of the points nearest to each codeword."""
+    codes = nearest(points, codewords)
+    sums = np.zeros(codewords.shape, np.float64)
+    np.add.at(sums, codes, points)
+    return sums, np.bincount(codes, minlength=len(codewords)).astype(np.int64)
+
+
+def updated_codewords(sums: np.ndarray, counts: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Lloyd's update: each code moves to its points' mean; an empty code keeps its codeword."""
+    means = sums / np.maximum(counts, 1)[:, None]
+    return np.where(counts[:, None] > 0, means, previous)
+
+
+def fit_residual_kmeans(vectors: np.ndarray, level_sizes: Sequence[int], seed: int = 0, iterations: int = 20,
+                        keys: np.ndarray | None = None, verbose: bool = False) -> Codebook:
+    """Fits an H-level residual k-means codebook in memory.
+
+    Args:
+      vectors: ``[N, dim]`` semantic vectors (e.g. item content embeddings, no padding row).
+      level_sizes: codes per level, e.g. ``(16, 8)``; 1 to 4 levels.
+      seed: makes the fit deterministic.
+      iterations: Lloyd iterations per level.
+      keys: ``[N]`` int IDs of the vectors (default ``0..N-1``); they choose the k-means++
+        candidates, so the Beam fitter given the same keys starts from the same codewords.
+      verbose: print the quantisation error after each level.
+    """
+    points = check_vectors(vectors).astype(np.float64)
+    check_level_sizes(level_sizes)
+    keys = np.arange(len(points)) if keys is None else np.asarray(keys)
+    residual, codewords, errors, used = points.copy(), [], [], []
+    for level, size in enumerate(level_sizes):
+        level_codewords = kmeans_plus_plus(residual[init_candidates(keys, seed, level)], size, seed, level)
+        for _ in range(iterations):
+            sums, counts = cluster_sums(residual, level_codewords)
+            level_codewords = updated_codewords(sums, counts, level_codewords)
+        codes = nearest(residual, level_codewords)
+        residual -= level_codewords[codes]
+        codewords.append(level_codewords)
+        errors.append(float((residual ** 2).sum(axis=1).mean()))
+        used.append(int(len(np.unique(codes))))
+        if verbose:
+            print(f"[codebook] level {level + 1}/{len(level_sizes)}: {size} codes, {used[-1]} used, "
+                  f"quantisation error {errors[-1]:.4f}", flush=True)
+    statistics = fit_statistics(points, errors, used, seed, iterations)
+    return Codebook(tuple(codewords), statistics)
+
+
+def check_level_sizes(level_sizes: Sequence[int]) -> None:
+    if not 1 <= len(level_sizes) <= 4 or any(int(size) < 1 for size in level_sizes):
+        raise ValueError(f"level_sizes must hold 1 to 4 positive code counts, got {tuple(level_sizes)}.")
+
+
+def fit_statistics(points_or_variance, errors: list[float], used: list[int], seed: int, iterations: int,
+                   num_vectors: int | None = None) -> dict:
+    """The statistics a fitted codebook carries (shared by both fitters)."""
+    if isinstance(points_or_variance, np.ndarray):
+        num_vectors = len(points_or_variance)
+        centred = points_or_variance - points_or_variance.mean(axis=0)
+        total_variance = float((centred ** 2).sum(axis=1).mean())
+    else:
+        total_variance = float(points_or_variance)
+    return {"quantisation_error": errors, "total_variance": total_variance, "used_codes": used,
+            "num_vectors": int(num_vectors), "seed": int(seed), "iterations": int(iterations)}
