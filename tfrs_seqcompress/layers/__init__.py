@@ -10,6 +10,8 @@ from __future__ import annotations
 from tfrs_seqcompress.layers.attention import TargetAttention, masked_softmax
 from tfrs_seqcompress.layers.base import HistoryEncoder
 from tfrs_seqcompress.layers.baselines import DINEncoder, MeanPoolingEncoder, SimHardEncoder
+from tfrs_seqcompress.layers.hisac import (GlobalClusterEncoder, HierarchicalVoting, HiSACEncoder, SemanticIds,
+                                           SoftRoutingAttention)
 from tfrs_seqcompress.layers.iat import IATEncoder, SourceInstanceTransformer, TokenBottleneck
 
 # Encoder names used by configs, the pipeline and the benchmarks -> (class, default arguments).
@@ -19,7 +21,12 @@ ENCODERS = {
     "din_full": (DINEncoder, {"last_n": None}),
     "sim_hard": (SimHardEncoder, {}),
     "iat": (IATEncoder, {}),  # token_dim comes from the schema (models.build_ranking_model)
+    # semantic_ids come from a codebook and item vectors (models.build_ranking_model)
+    "global_clusters": (GlobalClusterEncoder, {}),
+    "hisac": (HiSACEncoder, {"fanouts": (4, 2)}),
 }
+# Encoders that read frozen semantic tables (SemanticIds) built from a codebook.
+SEMANTIC_ENCODERS = ("global_clusters", "hisac")
 
 
 def make_encoder(name: str, **overrides) -> HistoryEncoder:
@@ -35,4 +42,6 @@ def make_encoder(name: str, **overrides) -> HistoryEncoder:
 
 
 __all__ = ["HistoryEncoder", "TargetAttention", "masked_softmax", "MeanPoolingEncoder", "DINEncoder",
-           "SimHardEncoder", "IATEncoder", "SourceInstanceTransformer", "TokenBottleneck", "ENCODERS", "make_encoder"]
+           "SimHardEncoder", "IATEncoder", "SourceInstanceTransformer", "TokenBottleneck", "ENCODERS", "make_encoder",
+           "GlobalClusterEncoder", "HierarchicalVoting", "HiSACEncoder", "SemanticIds", "SoftRoutingAttention",
+           "SEMANTIC_ENCODERS"]

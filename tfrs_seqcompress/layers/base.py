@@ -13,7 +13,8 @@ Keys (batch ``B``, history length ``L``, embedding size ``D``):
 * ``history_category``: ``[B, L]`` int, each event's category (SIM-hard);
 * ``candidate_category``: ``[B]`` int, the candidate's category (SIM-hard);
 * ``history_tokens``: ``[B, L, d]`` float, IAT instance tokens of the history events;
-* ``history_time_gap``: ``[B, L]`` int, seconds from each event to the request.
+* ``history_time_gap``: ``[B, L]`` int, seconds from each event to the request;
+* ``history_item_id``: ``[B, L]`` int, each event's item ID (HiSAC looks up semantic IDs).
 """
 from __future__ import annotations
 
@@ -28,13 +29,25 @@ HISTORY_CATEGORY = "history_category"
 CANDIDATE_CATEGORY = "candidate_category"
 HISTORY_TOKENS = "history_tokens"
 HISTORY_TIME_GAP = "history_time_gap"
+HISTORY_ITEM_ID = "history_item_id"
+TIME_GAP_BUCKETS = 40
 
 EXPECTED_RANKS = {HISTORY_EMBEDDINGS: 3, HISTORY_MASK: 2, CANDIDATE_EMBEDDING: 2,
-                  HISTORY_CATEGORY: 2, CANDIDATE_CATEGORY: 1, HISTORY_TOKENS: 3, HISTORY_TIME_GAP: 2}
+                  HISTORY_CATEGORY: 2, CANDIDATE_CATEGORY: 1, HISTORY_TOKENS: 3, HISTORY_TIME_GAP: 2,
+                  HISTORY_ITEM_ID: 2}
 SHAPE_NAMES = {HISTORY_EMBEDDINGS: "[batch, history_length, dim]", HISTORY_MASK: "[batch, history_length]",
                CANDIDATE_EMBEDDING: "[batch, dim]", HISTORY_CATEGORY: "[batch, history_length]",
                CANDIDATE_CATEGORY: "[batch]", HISTORY_TOKENS: "[batch, history_length, token_dim]",
-               HISTORY_TIME_GAP: "[batch, history_length]"}
+               HISTORY_TIME_GAP: "[batch, history_length]", HISTORY_ITEM_ID: "[batch, history_length]"}
+
+
+def time_gap_buckets(seconds: tf.Tensor, buckets: int = TIME_GAP_BUCKETS) -> tf.Tensor:
+    """``floor(log2(1 + seconds))`` clipped to ``[0, buckets)``; negative gaps count as 0.
+
+    The time-decay signal of IAT's and HiSAC's history events (embedded per bucket)."""
+    seconds = tf.maximum(tf.cast(seconds, tf.float32), 0.0)
+    values = tf.floor(tf.math.log1p(seconds) / tf.math.log(2.0))
+    return tf.cast(tf.minimum(values, buckets - 1), tf.int32)
 
 
 class HistoryEncoder(tf.keras.layers.Layer):

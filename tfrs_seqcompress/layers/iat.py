@@ -150,7 +150,7 @@ class IATEncoder(base.HistoryEncoder):
     """
 
     required_inputs = base.HistoryEncoder.required_inputs + (HISTORY_TOKENS,)
-    TIME_GAP_BUCKETS = 40
+    TIME_GAP_BUCKETS = base.TIME_GAP_BUCKETS
 
     def __init__(self, token_dim: int = 16, num_layers: int = 1, num_heads: int = 2,
                  hidden_units: Sequence[int] = (64, 32), use_side_information: bool = True,
@@ -183,19 +183,13 @@ class IATEncoder(base.HistoryEncoder):
         if not tokens.dtype.is_floating:
             raise ValueError(f"IATEncoder: 'history_tokens' must be float, got {tokens.dtype.name}.")
 
-    def time_gap_buckets(self, seconds: tf.Tensor) -> tf.Tensor:
-        """``floor(log2(1 + seconds))`` clipped to the bucket range; negative gaps count as 0."""
-        seconds = tf.maximum(tf.cast(seconds, tf.float32), 0.0)
-        buckets = tf.floor(tf.math.log1p(seconds) / tf.math.log(2.0))
-        return tf.cast(tf.minimum(buckets, self.TIME_GAP_BUCKETS - 1), tf.int32)
-
     def encode(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
         mask = tf.cast(inputs[base.HISTORY_MASK], tf.bool)
         history = self.adapter(tf.stop_gradient(tf.cast(inputs[HISTORY_TOKENS], tf.float32)))
         if self.use_side_information:
             history += inputs[base.HISTORY_EMBEDDINGS]
             if HISTORY_TIME_GAP in inputs:
-                history += self.time_gap_embedding(self.time_gap_buckets(inputs[HISTORY_TIME_GAP]))
+                history += self.time_gap_embedding(base.time_gap_buckets(inputs[HISTORY_TIME_GAP]))
         pair_mask = mask[:, None, :] & mask[:, :, None]
         for attention, norm in self._blocks:
             history = norm(history + attention(history, history, attention_mask=pair_mask))

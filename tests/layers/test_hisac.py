@@ -1,0 +1,173 @@
+"""HiSAC layers: voting finds planted interests, padding never votes, soft routing beats hard,
+precomputed agents score like the in-graph path, tables and codebook versions are guarded."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import helpers
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress.codebook import CodebookError, fit_residual_kmeans
+from tfrs_seqcompress.data import history, synthetic
+from tfrs_seqcompress.layers import base, hisac
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """A world with clear planted interests, its (category, sub-category) codebook, users' last histories."""
+    world = synthetic.generate(synthetic.SyntheticConfig(num_users=40, random_share=0.1, rare_share=0.03,
+                                                         mean_history=400, history_length=400, seed=3))
+    vectors = world.dataset.items["content_embedding"]
+    codebook = fit_residual_kmeans(vectors[1:], (8, 48), seed=0, keys=np.arange(1, len(vectors)))
+    examples = history.build_history_examples(world.dataset.log, world.dataset.schema)
+    last_rows = np.array(sorted({user: row for row, user in enumerate(examples[F.USER_ID])}.values()))
+    semantic_ids = hisac.SemanticIds.from_codebook(codebook, vectors)
+    return world, codebook, semantic_ids, {name: values[last_rows] for name, values in examples.items()}
+
+
+def _subcategory_of_paths(world, codebook, paths, agent_mask):
+    """The planted sub-category each live agent path stands for (majority of its items)."""
+    item_codes = codebook.assign(world.dataset.items["content_embedding"][1:])
+    subcategory = world.dataset.items["subcategory"][1:]
+    chosen = set()
+    for path, live in zip(paths, agent_mask):
+        members = np.all(item_codes == path, axis=1)
+        if live and members.any():
+            chosen.add(int(np.bincount(subcategory[members]).argmax()))
+    return chosen
+
+
+def _share_found(world, codebook, examples, paths, agent_mask, interests):
+    found = [np.mean([interest in _subcategory_of_paths(world, codebook, paths[row], agent_mask[row])
+                      for interest in interests[user]]) for row, user in enumerate(examples[F.USER_ID])]
+    return float(np.mean(found))
+
+
+def test_voting_selects_planted_majors_and_keeps_rare_interests_when_fanout_allows(planted):
+    world, codebook, semantic_ids, examples = planted
+    codes, _, known = semantic_ids(tf.constant(examples["hist_item_id"]))
+    mask = tf.constant(examples[F.HISTORY_MASK] > 0) & known
+    wide = hisac.HierarchicalVoting(codebook.level_sizes, fanouts=(8, 3))(codes, mask)
+    narrow = hisac.HierarchicalVoting(codebook.level_sizes, fanouts=(3, 1))(codes, mask)
+    share = lambda voted, interests: _share_found(world, codebook, examples, voted[0].numpy(),  # noqa: E731
+                                                  voted[2].numpy(), interests)
+    assert share(wide, world.major_interests) == 1.0
+    assert share(wide, world.rare_interests) >= 0.95          # 3% of events each, kept with fan-out 3
+    assert share(narrow, world.rare_interests) < 0.3          # 3 agents: the rare ones are voted out
+    assert share(narrow, world.major_interests) > 0.8
+
+
+def test_padded_and_unknown_events_never_vote():
+    voting = hisac.HierarchicalVoting((4, 3), fanouts=(2, 1))
+    codes = tf.constant([[[1, 0], [1, 0], [2, 2], [3, 1], [3, 1], [3, 1]]])
+    mask = tf.constant([[True, True, True, False, False, False]])  # code 3 is in padding only
+    paths, votes, agent_mask = voting(codes, mask)
+    np.testing.assert_array_equal(paths.numpy()[0], [[1, 0], [2, 2]])
+    np.testing.assert_array_equal(votes.numpy()[0], [2.0, 1.0])
+    assert agent_mask.numpy().all()
+
+
+def test_more_agents_than_distinct_codes_are_masked_and_weights_sum_to_one():
+    voting = hisac.HierarchicalVoting((4, 3), fanouts=(4, 3))
+    paths, votes, agent_mask = voting(tf.constant([[[1, 0], [1, 0], [2, 2]]]), tf.constant([[True, True, True]]))
+    assert voting.num_agents == 12 and int(tf.reduce_sum(tf.cast(agent_mask, tf.int32))) == 2
+    weights = hisac.agent_weights(votes, agent_mask).numpy()[0]
+    assert weights.sum() == pytest.approx(1.0) and sorted(weights[weights > 0]) == pytest.approx([1 / 3, 2 / 3])
+
+
+def test_fanouts_are_checked_against_the_codebook():
+    with pytest.raises(ValueError, match="level\\(s\\) \\[2\\] keep more children than the level has codes"):
+        hisac.HierarchicalVoting((4, 3), fanouts=(2, 5))
+    with pytest.raises(ValueError, match="one fan-out per codebook level"):
+        hisac.HierarchicalVoting((4, 3), fanouts=(2,))
+
+
+def _reconstruction_error(routing, semantic, mask, prototypes, agent_mask):
+    weights = routing.routing_weights(semantic, mask, prototypes, agent_mask)
+    agents = routing(semantic, semantic, mask, prototypes, agent_mask)
+    error = tf.reduce_sum(tf.square(semantic - tf.einsum("blk,bkd->bld", weights, agents)), axis=-1)
+    real = tf.cast(mask, tf.float32)
+    return float(tf.reduce_sum(error * real) / tf.reduce_sum(real))
+
+
+def test_soft_routing_reconstructs_the_history_better_than_hard_assignment(planted):
+    world, codebook, semantic_ids, examples = planted
+    codes, semantic, known = semantic_ids(tf.constant(examples["hist_item_id"]))
+    mask = tf.constant(examples[F.HISTORY_MASK] > 0) & known
+    paths, _, agent_mask = hisac.HierarchicalVoting(codebook.level_sizes, fanouts=(3, 1))(codes, mask)
+    prototypes = semantic_ids.prototypes(paths)
+    soft = hisac.SoftRoutingAttention(temperature=codebook.statistics["quantisation_error"][0])
+    hard = hisac.SoftRoutingAttention(temperature=1e-4)
+    assert (_reconstruction_error(soft, semantic, mask, prototypes, agent_mask)
+            < 0.97 * _reconstruction_error(hard, semantic, mask, prototypes, agent_mask))
+
+
+def _encoder_inputs(semantic_ids, item_ids, mask, dim=6, seed=0):
+    rng = np.random.default_rng(seed)
+    batch, length = item_ids.shape
+    return {base.HISTORY_EMBEDDINGS: tf.constant(rng.normal(size=(batch, length, dim)), tf.float32),
+            base.HISTORY_MASK: tf.constant(mask), base.HISTORY_ITEM_ID: tf.constant(item_ids, tf.int64),
+            base.CANDIDATE_EMBEDDING: tf.constant(rng.normal(size=(batch, dim)), tf.float32),
+            base.HISTORY_TIME_GAP: tf.constant(rng.integers(0, 10**6, size=(batch, length)), tf.int64)}
+
+
+@pytest.fixture(scope="module")
+def small_tables():
+    rng = np.random.default_rng(1)
+    vectors = np.concatenate([np.zeros((1, 4)), rng.normal(size=(30, 4)) + np.repeat(np.eye(4) * 4, 8, 0)[:30]])
+    codebook = fit_residual_kmeans(vectors[1:], (4, 3), seed=0)
+    return codebook, vectors.astype(np.float32)
+
+
+def test_precomputed_agents_give_the_in_graph_interest(small_tables):
+    codebook, vectors = small_tables
+    encoder = hisac.HiSACEncoder(hisac.SemanticIds.from_codebook(codebook, vectors), fanouts=(2, 2))
+    item_ids = np.random.default_rng(2).integers(0, 31, size=(5, 12))
+    inputs = _encoder_inputs(encoder.semantic_ids, item_ids, item_ids > 0)
+    in_graph = encoder(inputs)
+    agents = encoder.compute_agents(inputs)
+    assert agents["agent_vectors"].shape == (5, 4, 6)
+    served = encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], inputs[base.CANDIDATE_EMBEDDING])
+    np.testing.assert_allclose(served.numpy(), in_graph.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["hisac", "global_clusters"])
+def test_empty_or_unknown_history_gives_a_zero_interest(small_tables, name):
+    codebook, vectors = small_tables
+    semantic_ids = hisac.SemanticIds.from_codebook(codebook, vectors)
+    encoder = (hisac.HiSACEncoder(semantic_ids, fanouts=(2, 2)) if name == "hisac"
+               else hisac.GlobalClusterEncoder(semantic_ids))
+    item_ids = np.array([[0, 0, 0, 0], [0, 0, 31, 500]])  # padding; items newer than the table
+    out = encoder(_encoder_inputs(semantic_ids, item_ids, np.array([[False] * 4, [False, False, True, True]])))
+    np.testing.assert_array_equal(out.numpy(), np.zeros((2, 6)))
+
+
+def test_unknown_item_rows_are_marked_and_excluded(small_tables):
+    codebook, vectors = small_tables
+    vectors = vectors.copy()
+    vectors[5] = 0.0  # an item without a semantic vector
+    codes, _, known = hisac.SemanticIds.from_codebook(codebook, vectors)(tf.constant([[1, 5, 0, 31, -3]]))
+    np.testing.assert_array_equal(known.numpy(), [[True, False, False, False, False]])
+    assert codes.shape == (1, 5, 2)
+
+
+def test_codebook_of_another_version_or_shape_is_refused(small_tables):
+    codebook, vectors = small_tables
+    encoder = hisac.HiSACEncoder(hisac.SemanticIds.from_codebook(codebook, vectors), fanouts=(2, 2))
+    encoder.check_codebook(codebook)
+    refit = fit_residual_kmeans(vectors[1:], (4, 3), seed=5)
+    with pytest.raises(CodebookError, match="differs from the expected"):
+        encoder.check_codebook(refit)
+    with pytest.raises(CodebookError, match="level sizes \\(4, 2\\); expected \\(4, 3\\)"):
+        encoder.check_codebook(fit_residual_kmeans(vectors[1:], (4, 2), seed=0))
+    with pytest.raises(CodebookError, match="expects \\[num_items, 4\\]"):
+        hisac.SemanticIds.from_codebook(codebook, vectors[:, :3])
+
+
+@pytest.mark.parametrize("name", ["hisac", "global_clusters"])
+def test_semantic_encoders_round_trip_with_their_tables(small_tables, name, tmp_path):
+    codebook, vectors = small_tables
+    semantic_ids = hisac.SemanticIds.from_codebook(codebook, vectors)
+    encoder = (hisac.HiSACEncoder(semantic_ids, fanouts=(2, 2), temperature=3.0) if name == "hisac"
+               else hisac.GlobalClusterEncoder(semantic_ids))
+    item_ids = np.random.default_rng(4).integers(0, 31, size=(3, 7))
+    helpers.assert_layer_roundtrip(encoder, _encoder_inputs(semantic_ids, item_ids, item_ids > 0), tmp_path)

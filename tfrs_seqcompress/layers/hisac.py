@@ -1,0 +1,320 @@
+"""HiSAC (Hierarchical Sparse Activation Compression) layers, and the global-cluster baseline.
+
+Reference: "HiSAC" (arXiv 2602.21009, 2026), METHODS.md. The history is compressed into K
+interest-agents: items get semantic IDs ``(c1..cH)`` from a global residual codebook
+(``tfrs_seqcompress.codebook``) over *frozen* semantic vectors; the history's codes vote level by
+level and the surviving paths are the agents (``HierarchicalVoting``); every event is routed softly
+to the agents by semantic distance and each agent averages the routed events' *ranking*
+embeddings (``SoftRoutingAttention``); the candidate attends over the K agents. Agents depend on
+the history only, so they can be computed once per user offline (``HiSACEncoder.compute_agents``)
+and served at O(K) per candidate (``HiSACEncoder.attend_agents``).
+
+Semantic and ranking embeddings are decoupled: ``SemanticIds`` holds the semantic tables as
+non-trainable weights (they travel inside a SavedModel), the ranking embeddings come from the
+ranking model and are trained.
+
+Fallbacks (documented, tested): an event whose item has no semantic vector (ID 0, an ID beyond the
+table, or a row marked unknown — e.g. an item newer than the table) neither votes nor is routed;
+agents without votes are masked; an empty history gives a zero interest vector.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_seqcompress.codebook import Codebook, CodebookError
+from tfrs_seqcompress.layers import base
+from tfrs_seqcompress.layers.attention import TargetAttention, masked_softmax
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
+class SemanticIds(tf.keras.layers.Layer):
+    """Item ID -> semantic ID ``(c1..cH)``, frozen semantic vector, and whether the item is known.
+
+    Built from a fitted ``Codebook`` and the item semantic vectors ``[num_items, semantic_dim]``
+    (row i for item ID i; rows of all zeros — such as the padding row 0 — mark unknown items).
+    The tables are non-trainable weights; ``get_config`` holds only their shapes and the codebook
+    version, so a deserialized layer gets its tables from the saved weights.
+
+    ``call(item_ids [...]) -> (codes [..., H] int32, vectors [..., semantic_dim], known [...] bool)``.
+
+    Example::
+
+        lookup = SemanticIds.from_codebook(codebook, item_vectors)
+        codes, vectors, known = lookup(tf.constant([[3, 7, 0]]))
+    """
+
+    def __init__(self, num_items: int, semantic_dim: int, level_sizes: Sequence[int], codebook_version: str,
+                 item_vectors: np.ndarray | None = None, codewords: Sequence[np.ndarray] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_items, self.semantic_dim = int(num_items), int(semantic_dim)
+        self.level_sizes, self.codebook_version = tuple(int(size) for size in level_sizes), codebook_version
+        if item_vectors is not None and item_vectors.shape != (self.num_items, self.semantic_dim):
+            raise ValueError(f"item_vectors must have shape [num_items={self.num_items}, semantic_dim="
+                             f"{self.semantic_dim}], got {item_vectors.shape}.")
+        self._initial = None
+        if item_vectors is not None:
+            codebook = Codebook(tuple(codewords))
+            known = np.any(item_vectors != 0, axis=1)
+            codes = np.where(known[:, None], codebook.assign(item_vectors), 0)
+            self._initial = {"item_vectors": item_vectors.astype(np.float32), "item_codes": codes.astype(np.int32),
+                             "item_known": known.astype(np.int32)}
+            self._initial.update({f"codewords_{h}": level for h, level in enumerate(codebook.codewords)})
+
+    @classmethod
+    def from_codebook(cls, codebook: Codebook, item_vectors: np.ndarray, **kwargs) -> "SemanticIds":
+        item_vectors = np.asarray(item_vectors, np.float32)
+        if item_vectors.ndim != 2 or item_vectors.shape[1] != codebook.dim:
+            raise CodebookError(f"item_vectors have shape {item_vectors.shape}; the codebook expects [num_items, "
+                                f"{codebook.dim}].")
+        return cls(len(item_vectors), codebook.dim, codebook.level_sizes, codebook.version,
+                   item_vectors=item_vectors, codewords=codebook.codewords, **kwargs)
+
+    def build(self, input_shape):
+        def table(name, shape, dtype):
+            initial = self._initial[name] if self._initial else np.zeros(shape, dtype)
+            return self.add_weight(name=name, shape=shape, dtype=dtype, trainable=False,
+                                   initializer=tf.keras.initializers.Constant(initial))
+
+        self.item_vectors = table("item_vectors", (self.num_items, self.semantic_dim), "float32")
+        self.item_codes = table("item_codes", (self.num_items, len(self.level_sizes)), "int32")
+        self.item_known = table("item_known", (self.num_items,), "int32")
+        self.codewords = [table(f"codewords_{h}", (size, self.semantic_dim), "float32")
+                          for h, size in enumerate(self.level_sizes)]
+        super().build(input_shape)
+
+    def call(self, item_ids: tf.Tensor):
+        item_ids = tf.cast(item_ids, tf.int64)
+        in_table = (item_ids > 0) & (item_ids < self.num_items)
+        safe = tf.where(in_table, item_ids, tf.zeros_like(item_ids))
+        known = in_table & (tf.gather(self.item_known, safe) > 0)
+        return tf.gather(self.item_codes, safe), tf.gather(self.item_vectors, safe), known
+
+    def prototypes(self, paths: tf.Tensor) -> tf.Tensor:
+        """``paths [..., h]`` codes -> ``[..., semantic_dim]``: the sum of the codewords on each path."""
+        return tf.add_n([tf.gather(self.codewords[level], paths[..., level]) for level in range(paths.shape[-1])])
+
+    def check_codebook(self, codebook: Codebook) -> None:
+        """Raises ``CodebookError`` unless ``codebook`` is the one these tables were built from."""
+        codebook.check(expected_version=self.codebook_version, expected_level_sizes=self.level_sizes,
+                       expected_dim=self.semantic_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "num_items": self.num_items, "semantic_dim": self.semantic_dim,
+                "level_sizes": list(self.level_sizes), "codebook_version": self.codebook_version}
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
+class HierarchicalVoting(tf.keras.layers.Layer):
+    """HiSAC's hierarchical voting: the history's semantic IDs elect K = prod(fanouts) interest-agents.
+
+    Every real event votes for its path; a node's votes are its events'. Level 1 keeps the
+    ``fanouts[0]`` most-voted codes; level h keeps, under every surviving parent, its
+    ``fanouts[h]`` most-voted children. Ties go to the lower code. Padded or unknown events
+    never vote; a surviving path without votes is masked (so K may exceed the distinct codes).
+
+    Attributes:
+      level_sizes: codes per level of the codebook (H levels).
+      fanouts: children kept per surviving node at each level (each <= its level size).
+
+    ``call(codes [B, L, H] int, mask [B, L]) -> (paths [B, K, H] int32, votes [B, K] float32,
+    agent_mask [B, K] bool)``; votes are event counts (normalise with ``agent_weights``).
+    """
+
+    def __init__(self, level_sizes: Sequence[int], fanouts: Sequence[int], **kwargs):
+        super().__init__(**kwargs)
+        self.level_sizes, self.fanouts = tuple(int(s) for s in level_sizes), tuple(int(f) for f in fanouts)
+        if len(self.fanouts) != len(self.level_sizes):
+            raise ValueError(f"fanouts {self.fanouts} must give one fan-out per codebook level {self.level_sizes}.")
+        too_wide = [h + 1 for h, (f, s) in enumerate(zip(self.fanouts, self.level_sizes)) if not 1 <= f <= s]
+        if too_wide:
+            raise ValueError(f"fanouts {self.fanouts}: level(s) {too_wide} keep more children than the level has "
+                             f"codes ({self.level_sizes}) or fewer than 1.")
+
+    @property
+    def num_agents(self) -> int:
+        return int(np.prod(self.fanouts))
+
+    def call(self, codes: tf.Tensor, mask: tf.Tensor):
+        codes = tf.cast(codes, tf.int32)
+        votes_of_event = tf.cast(tf.cast(mask, tf.bool), tf.float32)                     # [B, L]
+        counts = tf.einsum("bl,blk->bk", votes_of_event, tf.one_hot(codes[..., 0], self.level_sizes[0]))
+        votes, top = tf.math.top_k(counts, k=self.fanouts[0])                                # [B, S]
+        paths = top[..., None]                                                               # [B, S, 1]
+        for level in range(1, len(self.level_sizes)):
+            under = tf.reduce_all(tf.equal(codes[:, :, None, :level], paths[:, None, :, :]), axis=-1)  # [B, L, S]
+            under = tf.cast(under, tf.float32) * votes_of_event[..., None]
+            child = tf.one_hot(codes[..., level], self.level_sizes[level])                  # [B, L, K_h]
+            votes, children = tf.math.top_k(tf.einsum("bls,blk->bsk", under, child), k=self.fanouts[level])
+            parents = tf.repeat(paths, self.fanouts[level], axis=1)                          # [B, S * f, h]
+            paths = tf.concat([parents, tf.reshape(children, [tf.shape(codes)[0], -1, 1])], axis=-1)
+            votes = tf.reshape(votes, [tf.shape(codes)[0], -1])
+        return paths, votes, votes > 0
+
+    def get_config(self):
+        return {**super().get_config(), "level_sizes": list(self.level_sizes), "fanouts": list(self.fanouts)}
+
+
+def agent_weights(votes: tf.Tensor, agent_mask: tf.Tensor) -> tf.Tensor:
+    """Votes normalised over a history's agents (``[B, K]``; all zeros for an empty history)."""
+    votes = votes * tf.cast(agent_mask, votes.dtype)
+    return tf.math.divide_no_nan(votes, tf.reduce_sum(votes, axis=-1, keepdims=True))
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
+class SoftRoutingAttention(tf.keras.layers.Layer):
+    """HiSAC's Soft-Routing Attention: events are routed softly to agents by semantic distance.
+
+    Event l goes to agent k with weight ``softmax_k(-||s_l - p_k||^2 / temperature)`` over the
+    live agents (``s``: the event's frozen semantic vector, ``p``: the agent's prototype); agent k's
+    vector is the routing-weighted mean of *all* events' ranking embeddings ``v``. A lower
+    temperature approaches hard assignment. Padded or unknown events are routed nowhere.
+
+    Attributes:
+      temperature: the routing softmax temperature (> 0).
+
+    ``call(semantic [B, L, ds], values [B, L, D], mask [B, L], prototypes [B, K, ds],
+    agent_mask [B, K]) -> agent_vectors [B, K, D]`` (zeros for an agent nothing is routed to).
+    """
+
+    def __init__(self, temperature: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        self.temperature = float(temperature)
+
+    def routing_weights(self, semantic, mask, prototypes, agent_mask) -> tf.Tensor:
+        """``[B, L, K]``: each real event's distribution over the live agents."""
+        distances = tf.reduce_sum(tf.square(semantic[:, :, None, :] - prototypes[:, None, :, :]), axis=-1)
+        live = tf.cast(agent_mask, tf.bool)[:, None, :] & tf.cast(mask, tf.bool)[:, :, None]
+        return masked_softmax(-distances / self.temperature, live)
+
+    def call(self, semantic, values, mask, prototypes, agent_mask) -> tf.Tensor:
+        routing = self.routing_weights(semantic, mask, prototypes, agent_mask)
+        totals = tf.reduce_sum(routing, axis=1)                                              # [B, K]
+        return tf.math.divide_no_nan(tf.einsum("blk,bld->bkd", routing, values), totals[..., None])
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+class _SemanticEncoder(base.HistoryEncoder):
+    """Shared by HiSAC and the global-cluster baseline: owns the frozen ``SemanticIds`` tables."""
+
+    required_inputs = base.HistoryEncoder.required_inputs + (base.HISTORY_ITEM_ID,)
+
+    def __init__(self, semantic_ids: SemanticIds | dict, hidden_units: Sequence[int] = (64, 32), **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(semantic_ids, dict):
+            semantic_ids = tf.keras.layers.deserialize(semantic_ids)
+        self.semantic_ids = semantic_ids
+        self.hidden_units = tuple(hidden_units)
+        self.agent_attention = TargetAttention(self.hidden_units)
+
+    def build(self, input_shape):
+        dim = int(input_shape[base.CANDIDATE_EMBEDDING][-1])
+        self.time_gap_embedding = tf.keras.layers.Embedding(base.TIME_GAP_BUCKETS, dim, name="time_gap_embedding")
+        super().build(input_shape)
+
+    def ranking_values(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """The events' ranking embeddings plus their time-decay embedding (when a time gap is given)."""
+        values = inputs[base.HISTORY_EMBEDDINGS]
+        if base.HISTORY_TIME_GAP in inputs:
+            values += self.time_gap_embedding(base.time_gap_buckets(inputs[base.HISTORY_TIME_GAP]))
+        return values
+
+    def check_codebook(self, codebook: Codebook) -> None:
+        self.semantic_ids.check_codebook(codebook)
+
+    def attend_agents(self, agent_vectors: tf.Tensor, agent_mask: tf.Tensor, candidate: tf.Tensor) -> tf.Tensor:
+        """O(K) per candidate: target attention over ``agent_vectors [B, K, D]`` -> ``[B, D]``."""
+        return self.agent_attention(agent_vectors, agent_mask, candidate)
+
+    def encode(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        agents = self.compute_agents(inputs)
+        return self.attend_agents(agents["agent_vectors"], agents["agent_mask"], inputs[base.CANDIDATE_EMBEDDING])
+
+    def get_config(self):
+        return {**super().get_config(), "semantic_ids": tf.keras.layers.serialize(self.semantic_ids),
+                "hidden_units": list(self.hidden_units)}
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
+class HiSACEncoder(_SemanticEncoder):
+    """HiSAC through the shared encoder interface: voting -> soft routing -> candidate attention.
+
+    Inputs (besides ``history_embeddings`` ``[B, L, D]``, ``history_mask``, ``candidate_embedding``
+    ``[B, D]``): ``history_item_id`` ``[B, L]`` (looked up in the frozen semantic tables) and,
+    optionally, ``history_time_gap`` ``[B, L]`` (the time-decay signal added to the ranking values).
+
+    Attributes:
+      semantic_ids: the frozen ``SemanticIds`` tables (built from a codebook).
+      fanouts: children kept per level by the voting (K = prod(fanouts) agents).
+      temperature: the soft-routing temperature.
+      hidden_units: the candidate-over-agents attention MLP.
+
+    Returns ``[B, D]``. ``compute_agents`` gives the history's agents alone (``agent_vectors``
+    ``[B, K, D]``, ``agent_mask``, ``agent_weights``, ``agent_paths``), ``attend_agents`` scores a
+    candidate against precomputed agents: the same interest as ``encode``, at O(K) per candidate.
+
+    Example::
+
+        codebook = fit_residual_kmeans(item_vectors[1:], (16, 8))
+        encoder = HiSACEncoder(SemanticIds.from_codebook(codebook, item_vectors), fanouts=(4, 2))
+        interest = encoder({"history_embeddings": h, "history_mask": m, "candidate_embedding": c,
+                            "history_item_id": ids})
+    """
+
+    def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] = (4, 2), temperature: float = 1.0,
+                 hidden_units: Sequence[int] = (64, 32), **kwargs):
+        super().__init__(semantic_ids, hidden_units, **kwargs)
+        self.fanouts = tuple(int(f) for f in fanouts)
+        self.temperature = float(temperature)
+        self.voting = HierarchicalVoting(self.semantic_ids.level_sizes, self.fanouts)
+        self.routing = SoftRoutingAttention(temperature)
+
+    @property
+    def num_agents(self) -> int:
+        return self.voting.num_agents
+
+    def compute_agents(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        codes, semantic, known = self.semantic_ids(inputs[base.HISTORY_ITEM_ID])
+        mask = tf.cast(inputs[base.HISTORY_MASK], tf.bool) & known
+        paths, votes, agent_mask = self.voting(codes, mask)
+        prototypes = self.semantic_ids.prototypes(paths)
+        vectors = self.routing(semantic, self.ranking_values(inputs), mask, prototypes, agent_mask)
+        return {"agent_vectors": vectors, "agent_mask": agent_mask, "agent_weights": agent_weights(votes, agent_mask),
+                "agent_paths": paths}
+
+    def get_config(self):
+        return {**super().get_config(), "fanouts": list(self.fanouts), "temperature": self.temperature}
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
+class GlobalClusterEncoder(_SemanticEncoder):
+    """Multi-interest baseline (the paper's K-Means): hard assignment to the nearest global centroid.
+
+    Uses only the codebook's first level: each event belongs to the cluster of its level-1 code;
+    a cluster's agent is the mean ranking value of its events; the candidate attends over the
+    clusters present in the history. No hierarchy, no voting budget, no soft routing — what HiSAC
+    adds on top is measured against this.
+
+    ``semantic_ids``'s level 1 gives the clusters (fit a 1-level codebook with K codes for K
+    clusters). Inputs as ``HiSACEncoder``; returns ``[B, D]``.
+    """
+
+    @property
+    def num_agents(self) -> int:
+        return self.semantic_ids.level_sizes[0]
+
+    def compute_agents(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        codes, _, known = self.semantic_ids(inputs[base.HISTORY_ITEM_ID])
+        mask = tf.cast(inputs[base.HISTORY_MASK], tf.bool) & known
+        membership = tf.one_hot(codes[..., 0], self.num_agents) * tf.cast(mask, tf.float32)[..., None]  # [B, L, K]
+        counts = tf.reduce_sum(membership, axis=1)
+        vectors = tf.math.divide_no_nan(tf.einsum("blk,bld->bkd", membership, self.ranking_values(inputs)),
+                                        counts[..., None])
+        return {"agent_vectors": vectors, "agent_mask": counts > 0,
+                "agent_weights": agent_weights(counts, counts > 0)}
