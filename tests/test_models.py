@@ -5,7 +5,9 @@ import tensorflow as tf
 
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import metrics, models
+from tfrs_seqcompress.codebook import CodebookError, fit_residual_kmeans
 from tfrs_seqcompress.data import history, synthetic, tf_data
+from tfrs_seqcompress.data import semantic as semantic_vectors
 
 
 @pytest.fixture(scope="module")
@@ -14,20 +16,34 @@ def world_examples():
         num_users=60, num_categories=4, subcategories_per_category=4, items_per_subcategory=5, major_interests=2,
         rare_interests=2, mean_history=120, history_length=30, seed=1))
     examples = history.build_history_examples(world.dataset.log, world.dataset.schema, min_history=1)
-    return world.dataset.schema, examples
+    return world.dataset.schema, examples, world.dataset
 
 
-@pytest.mark.parametrize("encoder_name", ["mean", "din_last_n", "din_full", "sim_hard"])
-def test_every_encoder_trains_and_beats_chance(world_examples, encoder_name):
-    schema, examples = world_examples
+@pytest.fixture(scope="module")
+def semantic(world_examples):
+    """Content vectors and codebooks for HiSAC (4 x 8 codes, 8 agents) and the global clusters (8 codes)."""
+    dataset = world_examples[2]
+    vectors = semantic_vectors.content_vectors(dataset)
+    known = semantic_vectors.known_rows(vectors)
+    return {"hisac": {"codebook": fit_residual_kmeans(vectors[known], (4, 8), keys=known), "item_vectors": vectors,
+                      "fanouts": (4, 2)},
+            "global_clusters": {"codebook": fit_residual_kmeans(vectors[known], (8,), keys=known),
+                                "item_vectors": vectors}}
+
+
+@pytest.mark.parametrize("encoder_name", ["mean", "din_last_n", "din_full", "sim_hard", "global_clusters", "hisac"])
+def test_every_encoder_trains_and_beats_chance(world_examples, semantic, encoder_name):
+    schema, examples, _ = world_examples
     train, test = history.split_by_time(examples, history.time_cutoff(examples[F.TIMESTAMP], 0.2))
     tf.keras.utils.set_random_seed(0)
-    model = models.build_ranking_model(schema, encoder_name, learning_rate=3e-3)
-    fit = model.fit(tf_data.dataset_from_columns(train, 256, shuffle_seed=0), epochs=3, verbose=0)
+    model = models.build_ranking_model(schema, encoder_name, learning_rate=3e-3, **semantic.get(encoder_name, {}))
+    # Six epochs: the agent-based encoders learn the candidate-to-agent match more slowly (at three
+    # epochs they were still below 0.6 here, at ten above DIN-full).
+    fit = model.fit(tf_data.dataset_from_columns(train, 256, shuffle_seed=0), epochs=6, verbose=0)
     losses = fit.history["logloss"]  # epoch mean; TFRS reports "loss" of the last batch only
     assert losses[-1] < losses[0]
     predicted = models.predict_probabilities(model, tf_data.dataset_from_columns(test, 1024))
-    assert metrics.roc_auc(predicted["label"], predicted["probability"]) > 0.6  # chance is 0.5 ± 0.015 here
+    assert metrics.roc_auc(predicted["label"], predicted["probability"]) > 0.65  # chance is 0.5 ± 0.015 here
 
 
 def _batch(examples, rows=8):
@@ -35,7 +51,7 @@ def _batch(examples, rows=8):
 
 
 def test_missing_feature_is_named(world_examples):
-    schema, examples = world_examples
+    schema, examples, _ = world_examples
     model = models.build_ranking_model(schema, "mean")
     batch = _batch(examples)
     del batch["hist_label"]
@@ -44,7 +60,7 @@ def test_missing_feature_is_named(world_examples):
 
 
 def test_float_ids_are_rejected_with_the_feature_named(world_examples):
-    schema, examples = world_examples
+    schema, examples, _ = world_examples
     model = models.build_ranking_model(schema, "mean")
     batch = {**_batch(examples), F.ITEM_ID: tf.constant(examples[F.ITEM_ID][:8], tf.float32)}
     with pytest.raises(ValueError, match="'item_id' must be an integer tensor \\(int64 IDs\\), got float32"):
@@ -52,14 +68,14 @@ def test_float_ids_are_rejected_with_the_feature_named(world_examples):
 
 
 def test_wrong_history_length_is_named(world_examples):
-    schema, examples = world_examples
+    schema, examples, _ = world_examples
     model = models.build_ranking_model(schema.with_history_length(40), "mean")
     with pytest.raises(ValueError, match="'hist_item_id' must have shape \\[None, 40\\] \\(history length 40\\)"):
         model(_batch(examples))
 
 
 def test_unknown_ids_fall_back_to_the_unknown_embedding(world_examples):
-    schema, examples = world_examples
+    schema, examples, _ = world_examples
     model = models.build_ranking_model(schema, "din_full")
     batch = _batch(examples)
     unknown = {**batch, F.ITEM_ID: tf.fill([8], tf.constant(schema.num_items + 100, tf.int64))}
@@ -68,13 +84,13 @@ def test_unknown_ids_fall_back_to_the_unknown_embedding(world_examples):
 
 
 def test_model_rejects_a_non_encoder(world_examples):
-    schema, _ = world_examples
+    schema, _, _ = world_examples
     with pytest.raises(ValueError, match="encoder must be a layers.HistoryEncoder, got Dense"):
         models.RankingModel(schema, tf.keras.layers.Dense(3))
 
 
 def test_history_outcomes_reach_the_score_and_are_required(world_examples):
-    schema, examples = world_examples  # synthetic outcome features: action_type, dwell
+    schema, examples, _ = world_examples  # synthetic outcome features: action_type, dwell
     tf.keras.utils.set_random_seed(0)
     model = models.build_ranking_model(schema, "din_full")
     batch = _batch(examples)
@@ -86,10 +102,23 @@ def test_history_outcomes_reach_the_score_and_are_required(world_examples):
 
 
 def test_outcomes_can_be_left_out(world_examples):
-    schema, examples = world_examples
+    schema, examples, _ = world_examples
     model = models.build_ranking_model(schema, "din_full", embed_outcomes=False)
     batch = _batch(examples)
     with_dwell = model(batch).numpy()
     changed = {**batch, "hist_dwell": tf.zeros_like(batch["hist_dwell"])}
     np.testing.assert_allclose(model(changed).numpy(), with_dwell)
     assert model.get_config()["embed_outcomes"] is False
+
+
+def test_semantic_encoders_need_a_codebook_and_refuse_another(world_examples, semantic):
+    schema = world_examples[0]
+    with pytest.raises(ValueError, match="'hisac' needs a fitted codebook and the item semantic vectors"):
+        models.build_ranking_model(schema, "hisac")
+    model = models.build_ranking_model(schema, "hisac", **semantic["hisac"])
+    assert model.encoder.temperature == pytest.approx(semantic["hisac"]["codebook"].statistics["quantisation_error"][0])
+    model.check_codebook(semantic["hisac"]["codebook"])
+    with pytest.raises(CodebookError, match="level sizes \\(8,\\); expected \\(4, 8\\)"):
+        model.check_codebook(semantic["global_clusters"]["codebook"])
+    with pytest.raises(CodebookError, match="DINEncoder uses no codebook"):
+        models.build_ranking_model(schema, "din_full").check_codebook(semantic["hisac"]["codebook"])

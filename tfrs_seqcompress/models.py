@@ -24,6 +24,7 @@ import tensorflow_recommenders as tfrs
 
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import layers as encoder_layers
+from tfrs_seqcompress.codebook import Codebook, CodebookError
 from tfrs_seqcompress.layers import base
 
 
@@ -163,6 +164,13 @@ class RankingModel(tfrs.models.Model):
         logits = self.predictor(tf.concat([candidate, interest] + context, axis=-1))
         return tf.squeeze(logits, axis=-1)
 
+    def check_codebook(self, codebook: Codebook) -> None:
+        """Raises ``CodebookError`` unless the model's semantic tables were built from ``codebook``
+        (HiSAC / global clusters); other encoders take no codebook and say so."""
+        if not hasattr(self.encoder, "check_codebook"):
+            raise CodebookError(f"{type(self.encoder).__name__} uses no codebook.")
+        self.encoder.check_codebook(codebook)
+
     def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         if F.LABEL not in features:
             raise ValueError("Training examples need the 'label' feature (0/1).")
@@ -176,14 +184,39 @@ class RankingModel(tfrs.models.Model):
 
 
 def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: float = 1e-3,
-                        embedding_dim: int = 16, embed_outcomes: bool = True, **encoder_overrides) -> RankingModel:
-    """A compiled ``RankingModel`` with the encoder registered as ``encoder_name`` (Adam)."""
+                        embedding_dim: int = 16, embed_outcomes: bool = True, codebook: Codebook | None = None,
+                        item_vectors: np.ndarray | None = None, **encoder_overrides) -> RankingModel:
+    """A compiled ``RankingModel`` with the encoder registered as ``encoder_name`` (Adam).
+
+    HiSAC and the global-cluster baseline (``layers.SEMANTIC_ENCODERS``) also need the fitted
+    ``codebook`` and the frozen ``item_vectors`` ``[schema.num_items, dim]`` it quantises; HiSAC's
+    routing temperature defaults to the codebook's level-1 quantisation error (the typical squared
+    distance of an item to its level-1 codeword).
+    """
     if base.HISTORY_TOKENS in encoder_layers.ENCODERS[encoder_name][0].required_inputs:
         encoder_overrides.setdefault("token_dim", schema.token_dim)
+    if encoder_name in encoder_layers.SEMANTIC_ENCODERS:
+        encoder_overrides = {**semantic_encoder_arguments(schema, encoder_name, codebook, item_vectors),
+                             **encoder_overrides}
     model = RankingModel(schema, encoder_layers.make_encoder(encoder_name, **encoder_overrides),
                          embedding_dim=embedding_dim, embed_outcomes=embed_outcomes)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
     return model
+
+
+def semantic_encoder_arguments(schema: F.DataSchema, encoder_name: str, codebook: Codebook | None,
+                               item_vectors: np.ndarray | None) -> dict:
+    """The ``semantic_ids`` tables (and HiSAC's default temperature) for a semantic encoder."""
+    if codebook is None or item_vectors is None:
+        raise ValueError(f"Encoder {encoder_name!r} needs a fitted codebook and the item semantic vectors "
+                         "(build_ranking_model(..., codebook=..., item_vectors=...)).")
+    if len(item_vectors) != schema.num_items:
+        raise ValueError(f"item_vectors have {len(item_vectors)} rows; the schema has num_items {schema.num_items} "
+                         "(row i must hold item ID i's vector, zeros where unknown).")
+    arguments = {"semantic_ids": encoder_layers.SemanticIds.from_codebook(codebook, item_vectors)}
+    if encoder_name == "hisac" and codebook.statistics.get("quantisation_error"):
+        arguments["temperature"] = float(codebook.statistics["quantisation_error"][0])
+    return arguments
 
 
 def predict_probabilities(model: RankingModel, dataset: tf.data.Dataset) -> dict[str, np.ndarray]:

@@ -8,7 +8,9 @@ padding / unknown ID), and frames the ratings as clicks:
 * ``label`` = rating >= 4;
 * ``category`` = the movie's first genre; the full genre list is kept in the item table;
 * event features: ``hour`` and ``weekday`` of the rating (context: known at request time) and
-  ``rating`` (an outcome: history only).
+  ``rating`` (an outcome: history only);
+* item table: ``category``, ``genres``, ``title`` and ``release_year`` (0 when unknown), the
+  content HiSAC's semantic vectors are made from (``data.semantic``).
 
 Example::
 
@@ -135,11 +137,14 @@ def load_movielens(source: pathlib.Path | str | None = None, dataset: str = ML_1
                           num_categories=len(category_index) + 1, history_length=history_length,
                           event_features=EVENT_FEATURES, context_features=CONTEXT_FEATURES)
     F.validate_log(log, schema)
-    titles = [""] * num_items
+    titles, years = [""] * num_items, np.zeros(num_items, np.int64)
     for row in items:
         titles[item_index[row["item_id"]]] = row.get("movie_title", "")
+        year = row.get("release_year", "")
+        years[item_index[row["item_id"]]] = int(year) if year.isdigit() else 0
     return InteractionDataset(log=log, schema=schema,
-                              items={F.CATEGORY: item_category, "genres": genres_by_id, "title": titles},
+                              items={F.CATEGORY: item_category, "genres": genres_by_id, "title": titles,
+                                     "release_year": years},
                               category_names=["<unknown>"] + genre_names)
 
 
