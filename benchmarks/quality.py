@@ -11,6 +11,9 @@ and reports AUC / GAUC / LogLoss on the time-split test set as mean ± std over 
 training throughput and the serving latency of one request (``serving_default`` over 100 serialized
 candidates of a history) measured in the same run (compare ratios, not absolute times across runs).
 By default every encoder sees the history's outcome features (``--no-outcomes``: the label only).
+HiSAC and the global clusters fit their codebook (seeded, timed) on the items' frozen content
+vectors (``data.semantic``); the clusters get as many codes as HiSAC has agents (same budget). On
+the synthetic world, ``AUC long-tail`` is the AUC on targets from the users' planted rare interests.
 
     python -m benchmarks.quality                              # MovieLens-100K, 3 seeds
     python -m benchmarks.quality --dataset synthetic --history-length 200
@@ -21,6 +24,7 @@ Writes ``benchmarks/results/quality_<dataset>.json`` and ``.png``, and prints a 
 from __future__ import annotations
 
 import argparse
+import gc
 import dataclasses
 import json
 import os
@@ -34,8 +38,8 @@ import tfrs_seqcompress  # noqa: F401  (sets Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import layers, metrics, models, serving
-from tfrs_seqcompress.data import history, movielens, synthetic, tf_data
+from tfrs_seqcompress import codebook, layers, metrics, models, serving
+from tfrs_seqcompress.data import history, movielens, semantic, synthetic, tf_data
 from tfrs_seqcompress.iat import source_models
 
 IAT_ENCODERS = {"iat_temporal_order": "temporal_order", "iat_user_order": "user_order",
@@ -47,8 +51,9 @@ SERVING_CALLS = 30
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 METRICS = ("auc", "gauc", "logloss")
+OPTIONAL_METRICS = ("auc_long_tail", "quantisation_error")
 COSTS = ("train_examples_per_second", "serving_ms_p50", "serving_ms_p99", "source_train_seconds",
-         "fetch_examples_per_second")
+         "fetch_examples_per_second", "codebook_fit_seconds")
 
 
 @dataclasses.dataclass
@@ -63,14 +68,42 @@ class Benchmark:
     batch_size: int
     token_dim: int
     embed_outcomes: bool = True
+    item_vectors: np.ndarray | None = None     # frozen semantic vectors (HiSAC, global clusters)
+    level_sizes: tuple[int, ...] = (16, 8)     # HiSAC's codebook
+    fanouts: tuple[int, ...] = (4, 2)          # HiSAC's voting; the global clusters get prod(fanouts) codes
+    long_tail: np.ndarray | None = None        # [num_examples] targets from a planted rare interest
 
 
 def load_dataset(dataset: str, history_length: int):
+    """(dataset, world): the synthetic world also gives the planted interests (long-tail targets)."""
     if dataset == "ml-100k":
-        return movielens.load_movielens_100k(history_length=history_length)
+        return movielens.load_movielens_100k(history_length=history_length), None
     if dataset == "synthetic":
-        return synthetic.generate(synthetic.SyntheticConfig(history_length=history_length, seed=0)).dataset
+        world = synthetic.generate(synthetic.SyntheticConfig(history_length=history_length, seed=0))
+        return world.dataset, world
     raise ValueError(f"Unknown dataset {dataset!r}; expected 'ml-100k' or 'synthetic'.")
+
+
+def long_tail_targets(world: synthetic.SyntheticWorld | None, examples: dict) -> np.ndarray | None:
+    """Examples whose target item belongs to one of the user's planted rare interests."""
+    if world is None:
+        return None
+    subcategory = world.dataset.items["subcategory"][examples[F.ITEM_ID]]
+    return np.any(world.rare_interests[examples[F.USER_ID]] == subcategory[:, None], axis=1)
+
+
+def semantic_arguments(bench: Benchmark, encoder: str, seed: int, result: dict) -> dict:
+    """Fits the encoder's codebook on the items' frozen semantic vectors (timed) for build_ranking_model."""
+    if encoder not in layers.SEMANTIC_ENCODERS:
+        return {}
+    known = semantic.known_rows(bench.item_vectors)
+    sizes = bench.level_sizes if encoder == "hisac" else (int(np.prod(bench.fanouts)),)
+    started = time.perf_counter()
+    fitted = codebook.fit_residual_kmeans(bench.item_vectors[known], sizes, seed=seed, keys=known)
+    result["codebook_fit_seconds"] = time.perf_counter() - started
+    result["quantisation_error"] = fitted.statistics["quantisation_error"][-1] / fitted.statistics["total_variance"]
+    arguments = {"codebook": fitted, "item_vectors": bench.item_vectors}
+    return {**arguments, "fanouts": bench.fanouts} if encoder == "hisac" else arguments
 
 
 def with_tokens(bench: Benchmark, scheme: str, seed: int, result: dict,
@@ -122,6 +155,8 @@ def serving_latency_ms(model: models.RankingModel, schema: F.DataSchema, test: d
 
 
 def run_one(bench: Benchmark, encoder: str, seed: int) -> dict:
+    tf.keras.backend.clear_session()  # one run's models and traced functions must not pile up in memory
+    gc.collect()
     result = {}
     examples, schema, name = bench.examples, bench.schema, encoder
     if encoder in IAT_ENCODERS:
@@ -131,12 +166,16 @@ def run_one(bench: Benchmark, encoder: str, seed: int) -> dict:
     train, test = history.split_by_time(examples, bench.cutoff)
     epochs, batch_size = bench.epochs, bench.batch_size
     tf.keras.utils.set_random_seed(seed)
-    model = models.build_ranking_model(schema, name, embed_outcomes=bench.embed_outcomes)
+    model = models.build_ranking_model(schema, name, embed_outcomes=bench.embed_outcomes,
+                                       **semantic_arguments(bench, encoder, seed, result))
     timer = EpochTimer()
     model.fit(tf_data.dataset_from_columns(train, batch_size, shuffle_seed=seed), epochs=epochs, verbose=0,
               callbacks=[timer])
     predicted = models.predict_probabilities(model, tf_data.dataset_from_columns(test, 2048))
     result.update(metrics.ranking_metrics(predicted["user_id"], predicted["label"], predicted["probability"]))
+    if bench.long_tail is not None:
+        rare = bench.long_tail[bench.examples[F.TIMESTAMP] >= bench.cutoff]
+        result["auc_long_tail"] = metrics.roc_auc(predicted["label"][rare], predicted["probability"][rare])
     # The last epoch only: the first one also pays for tracing and process warm-up.
     result["train_examples_per_second"] = len(train[F.LABEL]) / timer.seconds[-1]
     result.update(serving_latency_ms(model, schema, test))
@@ -145,7 +184,7 @@ def run_one(bench: Benchmark, encoder: str, seed: int) -> dict:
 
 def summarise(runs: list[dict]) -> dict:
     summary = {}
-    for name in METRICS + COSTS:
+    for name in METRICS + OPTIONAL_METRICS + COSTS:
         if name not in runs[0]:
             continue
         values = np.array([run[name] for run in runs], dtype=float)
@@ -154,15 +193,19 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def markdown_table(report: dict) -> str:
-    lines = ["| encoder | AUC | GAUC | LogLoss | train examples/s | serving ms p50 / p99 (100 candidates) "
-             "| source model train s | token fetch examples/s |",
-             "|---|---|---|---|---|---|---|---|"]
+    long_tail = any("auc_long_tail" in summary for summary in report["encoders"].values())
+    lines = ["| encoder | AUC | GAUC | LogLoss | " + ("AUC long-tail | " if long_tail else "")
+             + "train examples/s | serving ms p50 / p99 (100 candidates) | source model train s "
+             "| token fetch examples/s | codebook fit s |",
+             "|---|---|---|---|" + ("---|" if long_tail else "") + "---|---|---|---|---|"]
     for encoder, summary in report["encoders"].items():
-        cells = [f"{summary[m]['mean']:.4f} ± {summary[m]['std']:.4f}" for m in METRICS]
+        shown = METRICS + (("auc_long_tail",) if long_tail else ())
+        cells = [f"{summary[m]['mean']:.4f} ± {summary[m]['std']:.4f}" for m in shown]
         number = lambda m, digits=0: f"{summary[m]['mean']:,.{digits}f}" if m in summary else "–"  # noqa: E731
         extra = [number("train_examples_per_second"),
                  f"{number('serving_ms_p50', 1)} / {number('serving_ms_p99', 1)}",
-                 number("source_train_seconds"), number("fetch_examples_per_second")]
+                 number("source_train_seconds"), number("fetch_examples_per_second"),
+                 number("codebook_fit_seconds", 1)]
         lines.append(f"| {encoder} | " + " | ".join(cells + extra) + " |")
     return "\n".join(lines)
 
@@ -187,6 +230,10 @@ def plot(report: dict, path: pathlib.Path) -> None:
     plt.close(figure)
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(value) for value in text.split(","))
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "synthetic"])
@@ -200,38 +247,45 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output-dir", default=str(RESULTS_DIR))
     parser.add_argument("--no-outcomes", action="store_true",
                         help="embed only the past label on the history, not the outcome features (ablation)")
+    parser.add_argument("--codebook", default="16,8", help="HiSAC's codebook level sizes")
+    parser.add_argument("--fanouts", default="4,2", help="HiSAC's voting fan-outs (K = their product)")
     parser.add_argument("--tag", default="", help="suffix of the result file names, e.g. 'label_only'")
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",")]
     encoders = args.encoders.split(",")
-    data = load_dataset(args.dataset, args.history_length)
+    data, world = load_dataset(args.dataset, args.history_length)
     cutoff = history.time_cutoff(data.log[F.TIMESTAMP], 0.2)
-    bench = Benchmark(log=data.log, schema=data.schema, examples=history.build_history_examples(data.log, data.schema),
+    examples = history.build_history_examples(data.log, data.schema)
+    bench = Benchmark(log=data.log, schema=data.schema, examples=examples,
                       cutoff=cutoff, epochs=args.epochs, batch_size=args.batch_size, token_dim=args.token_dim,
-                      embed_outcomes=not args.no_outcomes)
+                      embed_outcomes=not args.no_outcomes, item_vectors=semantic.content_vectors(data),
+                      level_sizes=_ints(args.codebook), fanouts=_ints(args.fanouts),
+                      long_tail=long_tail_targets(world, examples))
     train_count = int((bench.examples[F.TIMESTAMP] < cutoff).sum())
     test_count = len(bench.examples[F.TIMESTAMP]) - train_count
     print(f"[quality] {args.dataset}: {train_count:,} train / {test_count:,} test examples, "
           f"L={args.history_length}, encoders {encoders}, seeds {seeds}, {args.epochs} epochs", flush=True)
     report = {"dataset": args.dataset, "history_length": args.history_length, "epochs": args.epochs,
               "batch_size": args.batch_size, "token_dim": args.token_dim, "seeds": seeds,
+              "codebook": list(bench.level_sizes), "fanouts": list(bench.fanouts),
               "outcome_side_information": list(bench.schema.outcome_features) if bench.embed_outcomes else [],
               "train_examples": train_count, "test_examples": test_count, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "runs": {}, "encoders": {}}
+    output_dir = pathlib.Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    json_path = output_dir / f"quality_{args.dataset}{'_' + args.tag if args.tag else ''}.json"
     for encoder in encoders:
         runs = []
         for seed in seeds:
             result = run_one(bench, encoder, seed)
             print(f"[quality] {encoder:>10} seed {seed}: AUC {result['auc']:.4f} GAUC {result['gauc']:.4f} "
                   f"LogLoss {result['logloss']:.4f} ({result['train_examples_per_second']:,.0f} ex/s, "
-                  f"serving {result['serving_ms_p50']:.1f} ms)", flush=True)
+                  f"serving {result['serving_ms_p50']:.1f} ms)"
+                  + (f" long-tail AUC {result['auc_long_tail']:.4f}" if "auc_long_tail" in result else ""), flush=True)
             runs.append(result)
         report["runs"][encoder] = runs
         report["encoders"][encoder] = summarise(runs)
-    output_dir = pathlib.Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    json_path = output_dir / f"quality_{args.dataset}{'_' + args.tag if args.tag else ''}.json"
-    json_path.write_text(json.dumps(report, indent=2))
+        json_path.write_text(json.dumps(report, indent=2))  # after every encoder: a crash loses one at most
     plot(report, json_path.with_suffix(".png"))
     print(markdown_table(report))
     print(f"[quality] wrote {json_path} and {json_path.with_suffix('.png')}")

@@ -148,6 +148,7 @@ class RankingModel(tfrs.models.Model):
             base.CANDIDATE_CATEGORY: features[F.CATEGORY],
             base.HISTORY_TIME_GAP: features[F.TIMESTAMP][:, None] - features[F.history_name(F.TIMESTAMP)],
             base.HISTORY_ITEM_ID: features[F.history_name(F.ITEM_ID)],
+            base.CANDIDATE_ITEM_ID: features[F.ITEM_ID],
             **({base.HISTORY_TOKENS: features[F.HISTORY_TOKEN]} if F.HISTORY_TOKEN in features else {}),
         }
 

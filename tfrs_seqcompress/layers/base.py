@@ -14,7 +14,8 @@ Keys (batch ``B``, history length ``L``, embedding size ``D``):
 * ``candidate_category``: ``[B]`` int, the candidate's category (SIM-hard);
 * ``history_tokens``: ``[B, L, d]`` float, IAT instance tokens of the history events;
 * ``history_time_gap``: ``[B, L]`` int, seconds from each event to the request;
-* ``history_item_id``: ``[B, L]`` int, each event's item ID (HiSAC looks up semantic IDs).
+* ``history_item_id``: ``[B, L]`` int, each event's item ID (HiSAC looks up semantic IDs);
+* ``candidate_item_id``: ``[B]`` int, the candidate's item ID.
 """
 from __future__ import annotations
 
@@ -30,15 +31,17 @@ CANDIDATE_CATEGORY = "candidate_category"
 HISTORY_TOKENS = "history_tokens"
 HISTORY_TIME_GAP = "history_time_gap"
 HISTORY_ITEM_ID = "history_item_id"
+CANDIDATE_ITEM_ID = "candidate_item_id"
 TIME_GAP_BUCKETS = 40
 
 EXPECTED_RANKS = {HISTORY_EMBEDDINGS: 3, HISTORY_MASK: 2, CANDIDATE_EMBEDDING: 2,
                   HISTORY_CATEGORY: 2, CANDIDATE_CATEGORY: 1, HISTORY_TOKENS: 3, HISTORY_TIME_GAP: 2,
-                  HISTORY_ITEM_ID: 2}
+                  HISTORY_ITEM_ID: 2, CANDIDATE_ITEM_ID: 1}
 SHAPE_NAMES = {HISTORY_EMBEDDINGS: "[batch, history_length, dim]", HISTORY_MASK: "[batch, history_length]",
                CANDIDATE_EMBEDDING: "[batch, dim]", HISTORY_CATEGORY: "[batch, history_length]",
                CANDIDATE_CATEGORY: "[batch]", HISTORY_TOKENS: "[batch, history_length, token_dim]",
-               HISTORY_TIME_GAP: "[batch, history_length]", HISTORY_ITEM_ID: "[batch, history_length]"}
+               HISTORY_TIME_GAP: "[batch, history_length]", HISTORY_ITEM_ID: "[batch, history_length]",
+               CANDIDATE_ITEM_ID: "[batch]"}
 
 
 def time_gap_buckets(seconds: tf.Tensor, buckets: int = TIME_GAP_BUCKETS) -> tf.Tensor:

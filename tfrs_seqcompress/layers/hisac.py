@@ -203,7 +203,7 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
 class _SemanticEncoder(base.HistoryEncoder):
     """Shared by HiSAC and the global-cluster baseline: owns the frozen ``SemanticIds`` tables."""
 
-    required_inputs = base.HistoryEncoder.required_inputs + (base.HISTORY_ITEM_ID,)
+    required_inputs = base.HistoryEncoder.required_inputs + (base.HISTORY_ITEM_ID, base.CANDIDATE_ITEM_ID)
 
     def __init__(self, semantic_ids: SemanticIds | dict, hidden_units: Sequence[int] = (64, 32), **kwargs):
         super().__init__(**kwargs)
@@ -216,11 +216,22 @@ class _SemanticEncoder(base.HistoryEncoder):
     def build(self, input_shape):
         dim = int(input_shape[base.CANDIDATE_EMBEDDING][-1])
         self.time_gap_embedding = tf.keras.layers.Embedding(base.TIME_GAP_BUCKETS, dim, name="time_gap_embedding")
+        self.code_embeddings = [tf.keras.layers.Embedding(size, dim, name=f"code_embedding_{level}")
+                                for level, size in enumerate(self.semantic_ids.level_sizes)]
         super().build(input_shape)
 
-    def ranking_values(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        """The events' ranking embeddings plus their time-decay embedding (when a time gap is given)."""
-        values = inputs[base.HISTORY_EMBEDDINGS]
+    def code_embedding(self, codes: tf.Tensor, known: tf.Tensor) -> tf.Tensor:
+        """``[..., D]`` trainable embedding of a semantic ID (sum over levels; zero when unknown).
+
+        The IDs are frozen, their embeddings are ranking parameters: items sharing a path share
+        them, which is how a candidate finds the agent of its own interest."""
+        embedded = tf.add_n([embedding(codes[..., level]) for level, embedding in enumerate(self.code_embeddings)])
+        return embedded * tf.cast(known, embedded.dtype)[..., None]
+
+    def ranking_values(self, inputs: Mapping[str, tf.Tensor], codes: tf.Tensor, known: tf.Tensor) -> tf.Tensor:
+        """The events' ranking embeddings plus their semantic-ID embedding and their time-decay
+        embedding (when a time gap is given)."""
+        values = inputs[base.HISTORY_EMBEDDINGS] + self.code_embedding(codes, known)
         if base.HISTORY_TIME_GAP in inputs:
             values += self.time_gap_embedding(base.time_gap_buckets(inputs[base.HISTORY_TIME_GAP]))
         return values
@@ -228,13 +239,18 @@ class _SemanticEncoder(base.HistoryEncoder):
     def check_codebook(self, codebook: Codebook) -> None:
         self.semantic_ids.check_codebook(codebook)
 
-    def attend_agents(self, agent_vectors: tf.Tensor, agent_mask: tf.Tensor, candidate: tf.Tensor) -> tf.Tensor:
-        """O(K) per candidate: target attention over ``agent_vectors [B, K, D]`` -> ``[B, D]``."""
-        return self.agent_attention(agent_vectors, agent_mask, candidate)
+    def attend_agents(self, agent_vectors: tf.Tensor, agent_mask: tf.Tensor, candidate_embedding: tf.Tensor,
+                      candidate_item_id: tf.Tensor) -> tf.Tensor:
+        """O(K) per candidate: the candidate (ranking embedding + semantic-ID embedding) attends
+        over ``agent_vectors [B, K, D]`` -> ``[B, D]``."""
+        codes, _, known = self.semantic_ids(candidate_item_id)
+        query = candidate_embedding + self.code_embedding(codes, known)
+        return self.agent_attention(agent_vectors, agent_mask, query)
 
     def encode(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
         agents = self.compute_agents(inputs)
-        return self.attend_agents(agents["agent_vectors"], agents["agent_mask"], inputs[base.CANDIDATE_EMBEDDING])
+        return self.attend_agents(agents["agent_vectors"], agents["agent_mask"], inputs[base.CANDIDATE_EMBEDDING],
+                                  inputs[base.CANDIDATE_ITEM_ID])
 
     def get_config(self):
         return {**super().get_config(), "semantic_ids": tf.keras.layers.serialize(self.semantic_ids),
@@ -284,7 +300,7 @@ class HiSACEncoder(_SemanticEncoder):
         mask = tf.cast(inputs[base.HISTORY_MASK], tf.bool) & known
         paths, votes, agent_mask = self.voting(codes, mask)
         prototypes = self.semantic_ids.prototypes(paths)
-        vectors = self.routing(semantic, self.ranking_values(inputs), mask, prototypes, agent_mask)
+        vectors = self.routing(semantic, self.ranking_values(inputs, codes, mask), mask, prototypes, agent_mask)
         return {"agent_vectors": vectors, "agent_mask": agent_mask, "agent_weights": agent_weights(votes, agent_mask),
                 "agent_paths": paths}
 
@@ -312,9 +328,10 @@ class GlobalClusterEncoder(_SemanticEncoder):
     def compute_agents(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         codes, _, known = self.semantic_ids(inputs[base.HISTORY_ITEM_ID])
         mask = tf.cast(inputs[base.HISTORY_MASK], tf.bool) & known
+        values = self.ranking_values(inputs, codes, mask)
         membership = tf.one_hot(codes[..., 0], self.num_agents) * tf.cast(mask, tf.float32)[..., None]  # [B, L, K]
         counts = tf.reduce_sum(membership, axis=1)
-        vectors = tf.math.divide_no_nan(tf.einsum("blk,bld->bkd", membership, self.ranking_values(inputs)),
+        vectors = tf.math.divide_no_nan(tf.einsum("blk,bld->bkd", membership, values),
                                         counts[..., None])
         return {"agent_vectors": vectors, "agent_mask": counts > 0,
                 "agent_weights": agent_weights(counts, counts > 0)}
