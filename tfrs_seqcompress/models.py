@@ -156,14 +156,46 @@ class RankingModel(tfrs.models.Model):
         self.check_features(features)
         with tf.control_dependencies(self.check_token_version(features)):
             inputs = self.encoder_inputs(features)
-        candidate = inputs[base.CANDIDATE_EMBEDDING]
-        interest = self.encoder(inputs)
+        return self.logits(inputs[base.CANDIDATE_EMBEDDING], self.encoder(inputs), features)
+
+    def logits(self, candidate: tf.Tensor, interest: tf.Tensor, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """``[B]`` click logits from the candidate embedding, the user interest and the context features."""
         context = [self.context_embeddings[name](safe_ids(features[name], self.schema.event_features[name]))
                    for name in self.schema.context_features]
         if interest.shape[-1] == candidate.shape[-1]:
             context.append(candidate * interest)
         logits = self.predictor(tf.concat([candidate, interest] + context, axis=-1))
         return tf.squeeze(logits, axis=-1)
+
+    # ------------------------------------------------------------------ precomputed agents (HiSAC)
+
+    def supports_agents(self) -> bool:
+        """Whether the encoder compresses a history into agents that can be computed offline."""
+        return hasattr(self.encoder, "compute_agents")
+
+    def compute_agents(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """A history's agents, once per user: ``agent_vectors`` ``[B, K, D]``, ``agent_mask`` ``[B, K]`` int64.
+
+        ``features`` are history examples (the target fields may be anything: agents never see them)."""
+        if not self.supports_agents():
+            raise ValueError(f"{type(self.encoder).__name__} has no agents to precompute (HiSAC and global clusters do).")
+        self.check_features(features)
+        agents = self.encoder.compute_agents(self.encoder_inputs(features))
+        return {F.AGENT_VECTORS: agents["agent_vectors"], F.AGENT_MASK: tf.cast(agents["agent_mask"], tf.int64)}
+
+    def score_with_agents(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """``[B]`` logits of candidates scored against precomputed agents: O(K) per candidate, no history.
+
+        ``features``: the target fields and context features, plus ``agent_vectors`` ``[B, K, D]``
+        and ``agent_mask`` ``[B, K]`` from ``compute_agents`` (one row per candidate)."""
+        missing = [name for name in F.TARGET_FIELDS + self.schema.context_features + (F.AGENT_VECTORS, F.AGENT_MASK)
+                   if name not in features]
+        if missing:
+            raise ValueError(f"score_with_agents is missing feature(s) {missing}; got {sorted(features)}.")
+        candidate = self.embed_items(features[F.ITEM_ID], features[F.CATEGORY])
+        interest = self.encoder.attend_agents(tf.cast(features[F.AGENT_VECTORS], tf.float32),
+                                              tf.cast(features[F.AGENT_MASK], tf.bool), candidate, features[F.ITEM_ID])
+        return self.logits(candidate, interest, features)
 
     def check_codebook(self, codebook: Codebook) -> None:
         """Raises ``CodebookError`` unless the model's semantic tables were built from ``codebook``

@@ -8,7 +8,12 @@ The exported SavedModel follows TF Serving's conventions:
 * the data contract is baked into the signature (the parse spec), so nothing is read from the
   training machine at serving time;
 * ``assets.extra/tf_serving_warmup_requests``: a TFRecord of ``PredictionLog``s (at most 1,000)
-  that TF Serving replays on load so the first real request is not slow.
+  that TF Serving replays on load so the first real request is not slow;
+* for models whose encoder compresses the history into agents (HiSAC, global clusters), two more
+  signatures: ``compute_agents(examples) -> {agent_vectors [B, K, D], agent_mask [B, K]}`` run
+  offline once per user on a history example, and ``score_with_agents(examples) -> {score, logit}``
+  over examples holding only the target and context features plus ``agent_vectors`` (``K * D``
+  floats) and ``agent_mask`` (``K`` ints): online cost O(K) per candidate, whatever the history length.
 
 Example::
 
@@ -26,6 +31,8 @@ import tensorflow as tf
 from tfrs_seqcompress import features as F
 
 SIGNATURE_NAME = "serving_default"
+COMPUTE_AGENTS_SIGNATURE = "compute_agents"
+SCORE_WITH_AGENTS_SIGNATURE = "score_with_agents"
 INPUT_KEY = "examples"
 SCORE_KEY = "score"
 LOGIT_KEY = "logit"
@@ -43,6 +50,33 @@ def serving_function(model: tf.keras.Model, schema: F.DataSchema) -> tf.types.ex
         return {SCORE_KEY: tf.sigmoid(logits), LOGIT_KEY: logits}
 
     return serve.get_concrete_function()
+
+
+def agent_parse_spec(model: tf.keras.Model, schema: F.DataSchema) -> dict:
+    """The parse spec of a ``score_with_agents`` example: target + context fields and the agents."""
+    num_agents, dim = model.encoder.num_agents, 2 * model.embedding_dim
+    spec = {name: tf.io.FixedLenFeature([], tf.int64) for name in F.TARGET_FIELDS + schema.context_features}
+    spec[F.AGENT_VECTORS] = tf.io.FixedLenFeature([num_agents, dim], tf.float32)
+    spec[F.AGENT_MASK] = tf.io.FixedLenFeature([num_agents], tf.int64)
+    return spec
+
+
+def agent_functions(model: tf.keras.Model, schema: F.DataSchema) -> dict:
+    """``compute_agents`` and ``score_with_agents`` concrete functions (for agent-based encoders)."""
+    history_spec = F.example_parse_spec(schema, with_label=False)
+    agents_spec = agent_parse_spec(model, schema)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
+    def compute_agents(examples):
+        return model.compute_agents(tf.io.parse_example(examples, history_spec))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
+    def score_with_agents(examples):
+        logits = model.score_with_agents(tf.io.parse_example(examples, agents_spec))
+        return {SCORE_KEY: tf.sigmoid(logits), LOGIT_KEY: logits}
+
+    return {COMPUTE_AGENTS_SIGNATURE: compute_agents.get_concrete_function(),
+            SCORE_WITH_AGENTS_SIGNATURE: score_with_agents.get_concrete_function()}
 
 
 def predict_request(serialized_examples: Sequence[bytes], model_name: str = "ranker"):
@@ -84,7 +118,10 @@ def export_serving_model(model: tf.keras.Model, export_dir: str, schema: F.DataS
       warmup_examples: serialized history examples (label optional) for the warmup file.
     """
     schema = schema or model.schema
-    model.save(export_dir, save_format="tf", signatures={SIGNATURE_NAME: serving_function(model, schema)})
+    signatures = {SIGNATURE_NAME: serving_function(model, schema)}
+    if getattr(model, "supports_agents", lambda: False)():
+        signatures.update(agent_functions(model, schema))
+    model.save(export_dir, save_format="tf", signatures=signatures)
     if warmup_examples:
         write_warmup_requests(export_dir, list(warmup_examples), model_name)
     return export_dir

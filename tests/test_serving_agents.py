@@ -1,0 +1,87 @@
+"""HiSAC served two ways: in-graph over the history, or over agents precomputed offline per user.
+Both signatures of the exported SavedModel, reloaded in a fresh process, give the same scores."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import helpers
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress import models, serving
+from tfrs_seqcompress.codebook import fit_residual_kmeans
+from tfrs_seqcompress.data import history, semantic, synthetic, tf_data
+
+CANDIDATES = 12
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    world = synthetic.generate(synthetic.SyntheticConfig(num_users=20, mean_history=60, history_length=12, seed=2))
+    schema = world.dataset.schema
+    examples = history.build_history_examples(world.dataset.log, schema)
+    vectors = semantic.content_vectors(world.dataset)
+    known = semantic.known_rows(vectors)
+    tf.keras.utils.set_random_seed(0)
+    model = models.build_ranking_model(schema, "hisac", codebook=fit_residual_kmeans(vectors[known], (4, 4), keys=known),
+                                       item_vectors=vectors, fanouts=(2, 2))
+    model.fit(tf_data.dataset_from_columns(examples, 128), epochs=1, verbose=0)
+    # One user's request: the last history, scored against CANDIDATES candidate items.
+    row = len(examples[F.USER_ID]) - 1
+    request = {name: np.repeat(values[row:row + 1], CANDIDATES, axis=0) for name, values in examples.items()}
+    request[F.ITEM_ID] = np.arange(1, CANDIDATES + 1)
+    request[F.CATEGORY] = world.dataset.items[F.CATEGORY][request[F.ITEM_ID]]
+    request.pop(F.LABEL)
+    export_dir = tmp_path_factory.mktemp("saved_models") / "hisac" / "1"
+    serving.export_serving_model(model, str(export_dir))
+    return export_dir, model, request
+
+
+def test_precomputed_agents_score_like_the_in_graph_path_in_a_fresh_process(exported, tmp_path):
+    export_dir, model, request = exported
+    history_example = F.to_tf_examples({name: values[:1] for name, values in request.items()})[0]
+    (tmp_path / "history.bin").write_bytes(history_example)
+    with tf.io.TFRecordWriter(str(tmp_path / "request.tfrecord")) as writer:
+        for record in F.to_tf_examples(request):
+            writer.write(record)
+    code = (
+        "import sys, json, numpy as np, tensorflow as tf\n"
+        "from tfrs_seqcompress import features as F\n"
+        "model = tf.saved_model.load(sys.argv[1])\n"
+        "history = open(sys.argv[2], 'rb').read()\n"
+        "records = [r.numpy() for r in tf.data.TFRecordDataset(sys.argv[3])]\n"
+        "in_graph = model.signatures['serving_default'](examples=tf.constant(records))['score'].numpy()\n"
+        "agents = model.signatures['compute_agents'](examples=tf.constant([history]))  # offline, once per user\n"
+        "candidates = []\n"
+        "for record in records:\n"
+        "    example = tf.train.Example.FromString(record)\n"
+        "    target = {name: example.features.feature[name] for name in "
+        "('user_id', 'item_id', 'category', 'timestamp', 'hour', 'device', 'price')}\n"
+        "    target['agent_vectors'] = tf.train.Feature(float_list=tf.train.FloatList("
+        "value=agents['agent_vectors'].numpy().ravel()))\n"
+        "    target['agent_mask'] = tf.train.Feature(int64_list=tf.train.Int64List(value=agents['agent_mask'].numpy().ravel()))\n"
+        "    candidates.append(tf.train.Example(features=tf.train.Features(feature=target)).SerializeToString())\n"
+        "served = model.signatures['score_with_agents'](examples=tf.constant(candidates))['score'].numpy()\n"
+        "print(json.dumps({'in_graph': in_graph.tolist(), 'agents': served.tolist(), "
+        "'shape': list(agents['agent_vectors'].shape)}))\n")
+    result = helpers.run_python(code, str(export_dir), str(tmp_path / "history.bin"), str(tmp_path / "request.tfrecord"))
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = tf.sigmoid(model({name: tf.constant(values) for name, values in request.items()})).numpy()
+    np.testing.assert_allclose(out["in_graph"], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["agents"], out["in_graph"], rtol=1e-5, atol=1e-6)
+    assert out["shape"] == [1, 4, 2 * model.embedding_dim]
+    assert len(set(np.round(out["agents"], 6))) > 1  # candidates really differ
+
+
+def test_agent_requests_without_agents_are_refused(exported):
+    export_dir, _, request = exported
+    signature = tf.saved_model.load(str(export_dir)).signatures[serving.SCORE_WITH_AGENTS_SIGNATURE]
+    target_only = F.to_tf_examples({name: request[name][:2] for name in F.TARGET_FIELDS + ("hour", "device", "price")})
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Feature: agent_(mask|vectors) .* is required"):
+        signature(examples=tf.constant(target_only))
+
+
+def test_models_without_agents_say_so():
+    schema = helpers.tiny_schema()
+    with pytest.raises(ValueError, match="DINEncoder has no agents to precompute"):
+        models.build_ranking_model(schema, "din_full").compute_agents({})
