@@ -85,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.encoder not in layers.ENCODERS:
         print(f"ERROR: unknown --encoder {args.encoder!r}; expected one of {sorted(layers.ENCODERS)}.", file=sys.stderr)
         return 2
+    if args.encoder in layers.SEMANTIC_ENCODERS:
+        print(f"ERROR: --encoder {args.encoder} needs a fitted codebook, and the pipeline has no CodebookFitter step "
+              "yet (issue 5); train it with the library (models.build_ranking_model(..., codebook=..., "
+              "item_vectors=...)) or benchmarks.quality.", file=sys.stderr)
+        return 2
     try:
         data_dir, schema = prepare_log(args, args.pipeline_root)
     except (ValueError, FileNotFoundError) as error:

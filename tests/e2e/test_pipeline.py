@@ -68,6 +68,15 @@ def test_model_below_the_auc_threshold_is_not_pushed(pipeline_run):
     assert runs.tree_digest(serving_dir) == before
 
 
+def test_encoder_without_a_pipeline_step_is_refused_before_anything_runs(pipeline_run):
+    tmp_path, _ = pipeline_run
+    before = runs.tree_digest(tmp_path / "saved_models" / "ranker")
+    result = runs.run_pipeline(tmp_path, tmp_path / "input" / "log.csv", "--encoder", "hisac")
+    assert result.returncode == 2
+    assert "--encoder hisac needs a fitted codebook, and the pipeline has no CodebookFitter step" in result.stderr
+    assert runs.tree_digest(tmp_path / "saved_models" / "ranker") == before
+
+
 def test_broken_log_fails_clearly_and_damages_nothing(pipeline_run):
     tmp_path, _ = pipeline_run
     serving_dir = tmp_path / "saved_models" / "ranker"
