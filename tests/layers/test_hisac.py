@@ -107,6 +107,7 @@ def _encoder_inputs(semantic_ids, item_ids, mask, dim=6, seed=0):
     return {base.HISTORY_EMBEDDINGS: tf.constant(rng.normal(size=(batch, length, dim)), tf.float32),
             base.HISTORY_MASK: tf.constant(mask), base.HISTORY_ITEM_ID: tf.constant(item_ids, tf.int64),
             base.CANDIDATE_EMBEDDING: tf.constant(rng.normal(size=(batch, dim)), tf.float32),
+            base.CANDIDATE_ITEM_ID: tf.constant(rng.integers(1, 31, size=batch), tf.int64),
             base.HISTORY_TIME_GAP: tf.constant(rng.integers(0, 10**6, size=(batch, length)), tf.int64)}
 
 
@@ -126,7 +127,8 @@ def test_precomputed_agents_give_the_in_graph_interest(small_tables):
     in_graph = encoder(inputs)
     agents = encoder.compute_agents(inputs)
     assert agents["agent_vectors"].shape == (5, 4, 6)
-    served = encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], inputs[base.CANDIDATE_EMBEDDING])
+    served = encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], inputs[base.CANDIDATE_EMBEDDING],
+                                   inputs[base.CANDIDATE_ITEM_ID])
     np.testing.assert_allclose(served.numpy(), in_graph.numpy(), rtol=1e-6, atol=1e-6)
 
 
