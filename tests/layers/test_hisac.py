@@ -173,3 +173,14 @@ def test_semantic_encoders_round_trip_with_their_tables(small_tables, name, tmp_
                else hisac.GlobalClusterEncoder(semantic_ids))
     item_ids = np.random.default_rng(4).integers(0, 31, size=(3, 7))
     helpers.assert_layer_roundtrip(encoder, _encoder_inputs(semantic_ids, item_ids, item_ids > 0), tmp_path)
+
+
+def test_agents_can_be_computed_before_the_encoder_was_ever_called(small_tables):
+    codebook, vectors = small_tables
+    encoder = hisac.HiSACEncoder(hisac.SemanticIds.from_codebook(codebook, vectors), fanouts=(2, 2))
+    item_ids = np.random.default_rng(5).integers(0, 31, size=(2, 6))
+    inputs = _encoder_inputs(encoder.semantic_ids, item_ids, item_ids > 0)
+    agents = encoder.compute_agents(inputs)  # e.g. an offline job on a freshly restored model
+    served = encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], inputs[base.CANDIDATE_EMBEDDING],
+                                   inputs[base.CANDIDATE_ITEM_ID])
+    np.testing.assert_allclose(served.numpy(), encoder(inputs).numpy(), rtol=1e-6, atol=1e-6)

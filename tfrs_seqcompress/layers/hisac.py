@@ -220,6 +220,11 @@ class _SemanticEncoder(base.HistoryEncoder):
                                 for level, size in enumerate(self.semantic_ids.level_sizes)]
         super().build(input_shape)
 
+    def ensure_built(self, dim: int) -> None:
+        """Builds the trainable parts when ``compute_agents`` / ``attend_agents`` come before any call."""
+        if not self.built:
+            self.build({base.CANDIDATE_EMBEDDING: tf.TensorShape([None, dim])})
+
     def code_embedding(self, codes: tf.Tensor, known: tf.Tensor) -> tf.Tensor:
         """``[..., D]`` trainable embedding of a semantic ID (sum over levels; zero when unknown).
 
@@ -243,6 +248,7 @@ class _SemanticEncoder(base.HistoryEncoder):
                       candidate_item_id: tf.Tensor) -> tf.Tensor:
         """O(K) per candidate: the candidate (ranking embedding + semantic-ID embedding) attends
         over ``agent_vectors [B, K, D]`` -> ``[B, D]``."""
+        self.ensure_built(candidate_embedding.shape[-1])
         codes, _, known = self.semantic_ids(candidate_item_id)
         query = candidate_embedding + self.code_embedding(codes, known)
         return self.agent_attention(agent_vectors, agent_mask, query)
@@ -296,6 +302,7 @@ class HiSACEncoder(_SemanticEncoder):
         return self.voting.num_agents
 
     def compute_agents(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        self.ensure_built(inputs[base.CANDIDATE_EMBEDDING].shape[-1])
         codes, semantic, known = self.semantic_ids(inputs[base.HISTORY_ITEM_ID])
         mask = tf.cast(inputs[base.HISTORY_MASK], tf.bool) & known
         paths, votes, agent_mask = self.voting(codes, mask)
@@ -326,6 +333,7 @@ class GlobalClusterEncoder(_SemanticEncoder):
         return self.semantic_ids.level_sizes[0]
 
     def compute_agents(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        self.ensure_built(inputs[base.CANDIDATE_EMBEDDING].shape[-1])
         codes, _, known = self.semantic_ids(inputs[base.HISTORY_ITEM_ID])
         mask = tf.cast(inputs[base.HISTORY_MASK], tf.bool) & known
         values = self.ranking_values(inputs, codes, mask)
