@@ -268,8 +268,10 @@ class HiSACEncoder(_SemanticEncoder):
     """HiSAC through the shared encoder interface: voting -> soft routing -> candidate attention.
 
     Inputs (besides ``history_embeddings`` ``[B, L, D]``, ``history_mask``, ``candidate_embedding``
-    ``[B, D]``): ``history_item_id`` ``[B, L]`` (looked up in the frozen semantic tables) and,
-    optionally, ``history_time_gap`` ``[B, L]`` (the time-decay signal added to the ranking values).
+    ``[B, D]``): ``history_item_id`` ``[B, L]`` and ``candidate_item_id`` ``[B]`` (looked up in the
+    frozen semantic tables; their semantic IDs get trainable embeddings, so a candidate finds the
+    agent of its own interest) and, optionally, ``history_time_gap`` ``[B, L]`` (the time-decay
+    signal added to the ranking values).
 
     Attributes:
       semantic_ids: the frozen ``SemanticIds`` tables (built from a codebook).
@@ -286,7 +288,7 @@ class HiSACEncoder(_SemanticEncoder):
         codebook = fit_residual_kmeans(item_vectors[1:], (16, 8))
         encoder = HiSACEncoder(SemanticIds.from_codebook(codebook, item_vectors), fanouts=(4, 2))
         interest = encoder({"history_embeddings": h, "history_mask": m, "candidate_embedding": c,
-                            "history_item_id": ids})
+                            "history_item_id": ids, "candidate_item_id": candidate_ids})
     """
 
     def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] = (4, 2), temperature: float = 1.0,
