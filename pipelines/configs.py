@@ -28,6 +28,8 @@ class PipelineConfig:
       epochs, batch_size, learning_rate, embedding_dim, seed: training.
       iat_scheme, token_dim, source_epochs: IAT stage 1 (``InstanceCompressor``), used when the
         encoder reads instance tokens (``encoder == "iat"``).
+      codebook_levels, fanouts, semantic_dim, codebook_iterations: HiSAC (``CodebookFitter``),
+        used when the encoder reads semantic IDs (``hisac``; ``global_clusters`` uses level 1).
       min_eval_auc: the Evaluator blesses (and the Pusher pushes) only models with eval AUC above it.
       model_name: pushed to ``saved_models/<model_name>/<version>``.
       beam_pipeline_args: where Beam steps run (DirectRunner here; Flink/Spark/Dataflow by flags).
@@ -48,6 +50,10 @@ class PipelineConfig:
     iat_scheme: str = "user_order"
     token_dim: int = 16
     source_epochs: int = 2
+    codebook_levels: tuple[int, ...] = (16, 8)
+    fanouts: tuple[int, ...] = (4, 2)
+    semantic_dim: int = 16
+    codebook_iterations: int = 20
     min_eval_auc: float = 0.55
     pipeline_name: str = PIPELINE_NAME
     model_name: str = MODEL_NAME
@@ -61,7 +67,11 @@ class PipelineConfig:
     def uses_instance_tokens(self) -> bool:
         return self.encoder == "iat"
 
+    @property
+    def uses_codebook(self) -> bool:
+        return self.encoder in ("hisac", "global_clusters")
+
     def trainer_custom_config(self) -> dict:
         return {"encoder": self.encoder, "epochs": self.epochs, "batch_size": self.batch_size,
                 "learning_rate": self.learning_rate, "embedding_dim": self.embedding_dim, "seed": self.seed,
-                "model_name": self.model_name}
+                "model_name": self.model_name, "fanouts": list(self.fanouts)}

@@ -54,6 +54,13 @@ def _pushed_versions(serving_dir: str) -> list[pathlib.Path]:
     return [path for path in pathlib.Path(serving_dir).glob("*") if path.name.isdigit()]
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(value) for value in text.split(","))
+    except ValueError:
+        return ()
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     defaults = configs.PipelineConfig(data_dir="")
     parser = argparse.ArgumentParser(description="Run the tfrs_seqcompress TFX pipeline locally.")
@@ -66,6 +73,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--iat-scheme", default=defaults.iat_scheme, choices=["temporal_order", "user_order"],
                         help="IAT source-model scheme (with --encoder iat)")
     parser.add_argument("--token-dim", type=int, default=defaults.token_dim, help="IAT token size d (with --encoder iat)")
+    parser.add_argument("--codebook-levels", default=",".join(map(str, defaults.codebook_levels)),
+                        help="HiSAC codebook sizes per level (with --encoder hisac; global_clusters uses the first)")
+    parser.add_argument("--fanouts", default=",".join(map(str, defaults.fanouts)),
+                        help="HiSAC voting fan-out per level: K = their product interest-agents")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--min-eval-auc", type=float, default=defaults.min_eval_auc)
@@ -85,10 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.encoder not in layers.ENCODERS:
         print(f"ERROR: unknown --encoder {args.encoder!r}; expected one of {sorted(layers.ENCODERS)}.", file=sys.stderr)
         return 2
-    if args.encoder in layers.SEMANTIC_ENCODERS:
-        print(f"ERROR: --encoder {args.encoder} needs a fitted codebook, and the pipeline has no CodebookFitter step "
-              "yet (issue 5); train it with the library (models.build_ranking_model(..., codebook=..., "
-              "item_vectors=...)) or benchmarks.quality.", file=sys.stderr)
+    levels, fanouts = _ints(args.codebook_levels), _ints(args.fanouts)
+    if args.encoder == "global_clusters":
+        levels, fanouts = levels[:1], fanouts[:1]
+    if not levels or len(fanouts) != len(levels) or any(not 1 <= f <= s for f, s in zip(fanouts, levels)):
+        print(f"ERROR: --fanouts {args.fanouts} must give one fan-out per codebook level ({args.codebook_levels}), "
+              "each between 1 and its level's size.", file=sys.stderr)
         return 2
     try:
         data_dir, schema = prepare_log(args, args.pipeline_root)
@@ -99,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     config = configs.PipelineConfig(
         data_dir=data_dir, event_features=tuple(schema.event_features), context_features=schema.context_features,
         history_length=args.history_length, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
-        iat_scheme=args.iat_scheme, token_dim=args.token_dim,
+        iat_scheme=args.iat_scheme, token_dim=args.token_dim, codebook_levels=levels, fanouts=fanouts,
         min_eval_auc=args.min_eval_auc, model_name=args.model_name, pipeline_root=args.pipeline_root,
         metadata_path=args.metadata_path, serving_model_dir=serving_dir)
     print(f"[pipeline] data {data_dir}; schema {schema}", flush=True)

@@ -1,7 +1,8 @@
 """``create_pipeline``: wires the components; it does no work and holds no settings of its own.
 
 ExampleGen (the interaction log) -> [InstanceCompressor (IAT stage 1: source model + Beam token
-writer), when the encoder reads instance tokens] -> HistoryExampleGen (Beam; leakage-safe
+writer), when the encoder reads instance tokens] -> [CodebookFitter (HiSAC: semantic vectors +
+Beam codebook fit), when it reads semantic IDs] -> HistoryExampleGen (Beam; leakage-safe
 histories, time split, schema, tokens) -> Trainer (``trainer_module.run_fn``) -> Evaluator (AUC threshold) -> Pusher (to
 ``saved_models/<model_name>/<version>/`` when blessed).
 """
@@ -11,6 +12,7 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import wrappers_pb2
 from tfx import v1 as tfx
 
+from pipelines.components.codebook_fitter import CodebookFitter
 from pipelines.components.history_example_gen import HistoryExampleGen
 from pipelines.components.instance_compressor import InstanceCompressor
 from pipelines.configs import PipelineConfig
@@ -56,6 +58,13 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             eval_fraction=config.eval_fraction, epochs=config.source_epochs, seed=config.seed, **features)
         components.append(compressor)
         tokens = {"instance_tokens": compressor.outputs["instance_tokens"]}
+    if config.uses_codebook:
+        fitter = CodebookFitter(
+            log_examples=example_gen.outputs["examples"], level_sizes=",".join(map(str, config.codebook_levels)),
+            eval_fraction=config.eval_fraction, semantic_dim=config.semantic_dim,
+            event_features=features["event_features"], iterations=config.codebook_iterations, seed=config.seed)
+        components.append(fitter)
+        tokens["codebook"] = fitter.outputs["codebook"]
     history_gen = HistoryExampleGen(
         log_examples=example_gen.outputs["examples"], history_length=config.history_length,
         eval_fraction=config.eval_fraction, **features, **tokens)

@@ -6,12 +6,14 @@ installed in the environment, so no module file is packaged). Settings arrive in
 """
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 from absl import logging
 
-from pipelines.components import data_schema_io
+from pipelines.components import data_schema_io, semantic_io
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import models, serving
+from tfrs_seqcompress import layers, models, serving
 from tfrs_seqcompress.data import tf_data
 
 WARMUP_EXAMPLES = 32
@@ -23,6 +25,19 @@ def _warmup_examples(eval_files: list[str]) -> list[bytes]:
     return [record.numpy() for record in records]
 
 
+def _semantic_arguments(encoder: str, train_files: list[str], config: dict) -> dict:
+    """HiSAC / global clusters: the codebook and item vectors HistoryExampleGen put beside the
+    example splits (``<examples>/Split-train/*`` -> ``<examples>/semantic``)."""
+    if encoder not in layers.SEMANTIC_ENCODERS:
+        return {}
+    examples_dir = os.path.dirname(os.path.dirname(train_files[0]))
+    codebook, item_vectors = semantic_io.load_semantic_tables(os.path.join(examples_dir, semantic_io.SEMANTIC_DIR))
+    arguments = {"codebook": codebook, "item_vectors": item_vectors}
+    if encoder == "hisac":
+        arguments["fanouts"] = tuple(config.get("fanouts", (4, 2)))
+    return arguments
+
+
 def run_fn(fn_args) -> None:
     """Trains on ``fn_args.train_files`` and writes a serving SavedModel to ``fn_args.serving_model_dir``."""
     config = dict(fn_args.custom_config or {})
@@ -31,9 +46,10 @@ def run_fn(fn_args) -> None:
     batch_size = int(config.get("batch_size", 512))
     train = tf_data.dataset_from_tfrecords(fn_args.train_files, schema, batch_size, shuffle_seed=config.get("seed", 0))
     evaluation = tf_data.dataset_from_tfrecords(fn_args.eval_files, schema, batch_size)
-    model = models.build_ranking_model(schema, config.get("encoder", "din_full"),
-                                       learning_rate=float(config.get("learning_rate", 1e-3)),
-                                       embedding_dim=int(config.get("embedding_dim", 16)))
+    encoder = config.get("encoder", "din_full")
+    model = models.build_ranking_model(schema, encoder, learning_rate=float(config.get("learning_rate", 1e-3)),
+                                       embedding_dim=int(config.get("embedding_dim", 16)),
+                                       **_semantic_arguments(encoder, fn_args.train_files, config))
     logging.info("Training encoder %r on %s; schema %s", config.get("encoder"), fn_args.train_files, schema)
     model.fit(train, validation_data=evaluation, epochs=int(config.get("epochs", 2)), verbose=2,
               callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])

@@ -8,6 +8,11 @@ Flink/Spark/Dataflow through ``beam_pipeline_args`` alone) and writes
   (GZIP TFRecords of ``tf.Example``), ready for Trainer and Evaluator;
 * ``schema``: a standard ``Schema`` artefact (TFMD) describing those examples, with vocabulary
   sizes measured on the data.
+
+With a ``codebook`` (HiSAC), a checked copy of it and of the item semantic vectors travels in
+``semantic/`` beside the splits of ``history_examples``: the item IDs of these examples are to be
+read in that semantic space, and the standard Trainer receives the examples but no custom
+artefacts (the schema directory must hold a single file).
 """
 
 import json
@@ -18,8 +23,9 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import standard_artifact_utils
 
-from pipelines.components import data_schema_io, log_io
-from pipelines.components.artifacts import InstanceTokens
+from pipelines.components import data_schema_io, log_io, semantic_io
+from pipelines.components.artifacts import InstanceTokens, SemanticCodebook
+from tfrs_seqcompress.codebook import CodebookError
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.data import history, history_beam
 from tfrs_seqcompress.iat import token_beam
@@ -34,6 +40,7 @@ def HistoryExampleGen(
     history_length: tfx.dsl.components.Parameter[int],
     eval_fraction: tfx.dsl.components.Parameter[float],
     instance_tokens: tfx.dsl.components.InputArtifact[InstanceTokens] = None,
+    codebook: tfx.dsl.components.InputArtifact[SemanticCodebook] = None,
     context_features: tfx.dsl.components.Parameter[str] = "",
     event_features: tfx.dsl.components.Parameter[str] = "",
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
@@ -96,3 +103,22 @@ def HistoryExampleGen(
     if token_version:
         schema.set_string_custom_property("token_version", token_version)
         history_examples.set_string_custom_property("token_version", token_version)
+    if codebook is not None:
+        version = _copy_codebook(codebook, history_examples.uri, data_schema)
+        schema.set_string_custom_property("codebook_version", version)
+        history_examples.set_string_custom_property("codebook_version", version)
+
+
+def _copy_codebook(codebook, examples_dir: str, data_schema: F.DataSchema) -> str:
+    """Checks the codebook artefact (whole, the version ML Metadata recorded, one vector per item)
+    and copies it into ``<examples_dir>/semantic``; returns its version."""
+    recorded = codebook.get_string_custom_property("version")
+    fitted, vectors = semantic_io.load_semantic_tables(codebook.uri)
+    if fitted.version != recorded:
+        raise CodebookError(f"Codebook at {codebook.uri} is version {fitted.version!r} on disk but {recorded!r} in "
+                            "ML Metadata: the artefact was modified.")
+    if len(vectors) != data_schema.num_items:
+        raise CodebookError(f"The codebook's item vectors cover {len(vectors)} item IDs; the examples have "
+                            f"num_items {data_schema.num_items}.")
+    semantic_io.copy_tables(codebook.uri, os.path.join(examples_dir, semantic_io.SEMANTIC_DIR))
+    return recorded

@@ -68,12 +68,13 @@ def test_model_below_the_auc_threshold_is_not_pushed(pipeline_run):
     assert runs.tree_digest(serving_dir) == before
 
 
-def test_encoder_without_a_pipeline_step_is_refused_before_anything_runs(pipeline_run):
+def test_bad_hisac_settings_are_refused_before_anything_runs(pipeline_run):
     tmp_path, _ = pipeline_run
     before = runs.tree_digest(tmp_path / "saved_models" / "ranker")
-    result = runs.run_pipeline(tmp_path, tmp_path / "input" / "log.csv", "--encoder", "hisac")
+    result = runs.run_pipeline(tmp_path, tmp_path / "input" / "log.csv", "--encoder", "hisac",
+                               "--codebook-levels", "8,4", "--fanouts", "2,5")
     assert result.returncode == 2
-    assert "--encoder hisac needs a fitted codebook, and the pipeline has no CodebookFitter step" in result.stderr
+    assert "--fanouts 2,5 must give one fan-out per codebook level (8,4)" in result.stderr
     assert runs.tree_digest(tmp_path / "saved_models" / "ranker") == before
 
 

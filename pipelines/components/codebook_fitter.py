@@ -1,0 +1,67 @@
+"""``CodebookFitter``: HiSAC's semantic codebook in the pipeline.
+
+On the **training period only** (events before the cutoff ``HistoryExampleGen`` uses), it makes
+the items' frozen semantic vectors — the item tower of a TFRS two-tower retrieval model trained on
+the clicks (``data.semantic.retrieval_vectors``; a log carries no item content) — and fits the
+residual k-means codebook over them with the Beam fitter (``codebook_beam.FitResidualKMeans``),
+on the pipeline's Beam runner. The artefact holds both; its version (the codebook's digest),
+level sizes and fitting statistics are custom properties. Items never clicked in the training
+period have no vector: the model leaves them out of voting and routing (``layers.SemanticIds``).
+
+A re-run on newer data (a daily refresh) writes a new artefact with a new version; the model
+trained on it is a new model version — a served model keeps the tables it was exported with.
+"""
+import json
+import os
+
+import apache_beam as beam
+from absl import logging
+from tfx import v1 as tfx
+
+from pipelines.components import log_io, semantic_io
+from pipelines.components.artifacts import SemanticCodebook
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress.codebook import Codebook
+from tfrs_seqcompress.codebook_beam import FitResidualKMeans
+from tfrs_seqcompress.data import history, interaction_log, semantic
+
+
+@tfx.dsl.components.component(use_beam=True)
+def CodebookFitter(
+    log_examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    codebook: tfx.dsl.components.OutputArtifact[SemanticCodebook],
+    level_sizes: tfx.dsl.components.Parameter[str],
+    eval_fraction: tfx.dsl.components.Parameter[float],
+    semantic_dim: tfx.dsl.components.Parameter[int] = 16,
+    event_features: tfx.dsl.components.Parameter[str] = "",
+    iterations: tfx.dsl.components.Parameter[int] = 20,
+    seed: tfx.dsl.components.Parameter[int] = 0,
+    beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
+) -> None:
+    """Fits the codebook (``level_sizes``: comma-separated codes per level) on the training period."""
+    sizes = tuple(int(size) for size in level_sizes.split(","))
+    columns = F.LOG_COLUMNS + tuple(name for name in event_features.split(",") if name)
+    log = log_io.read_log_columns(log_examples, columns)
+    schema = interaction_log.infer_schema(log, history_length=1)
+    cutoff = history.time_cutoff(log[F.TIMESTAMP], eval_fraction)
+    train_log = {name: values[log[F.TIMESTAMP] < cutoff] for name, values in log.items()}
+    logging.info("CodebookFitter: two-tower semantic vectors (dim %d) from %d training events, then a %s codebook",
+                 semantic_dim, len(train_log[F.USER_ID]), sizes)
+    vectors = semantic.retrieval_vectors(train_log, schema, dim=semantic_dim, seed=seed)
+    known = semantic.known_rows(vectors)
+    codebook_dir = os.path.join(codebook.uri, semantic_io.CODEBOOK_DIR)
+    with beam_pipeline as pipeline:
+        _ = (pipeline
+             | "ItemVectors" >> beam.Create(list(zip(known.tolist(), vectors[known])))
+             | "FitResidualKMeans" >> FitResidualKMeans(sizes, seed=seed, iterations=iterations)
+             | "Save" >> beam.Map(lambda fitted: fitted.save(codebook_dir)))
+    semantic_io.save_item_vectors(codebook.uri, vectors)
+    fitted = Codebook.load(codebook_dir, expected_level_sizes=sizes)
+    logging.info("CodebookFitter: version %s, quantisation error per level %s, used codes %s", fitted.version,
+                 fitted.statistics["quantisation_error"], fitted.statistics["used_codes"])
+    codebook.set_string_custom_property("version", fitted.version)
+    codebook.set_string_custom_property("level_sizes", level_sizes)
+    codebook.set_string_custom_property("quantisation_error", json.dumps(fitted.statistics["quantisation_error"]))
+    codebook.set_string_custom_property("used_codes", json.dumps(fitted.statistics["used_codes"]))
+    codebook.set_int_custom_property("train_events", len(train_log[F.USER_ID]))
+    codebook.set_int_custom_property("cutoff", cutoff)

@@ -1,0 +1,60 @@
+"""End to end with HiSAC: CodebookFitter -> HistoryExampleGen (semantic tables beside the schema)
+-> Trainer (HiSAC encoder) -> push; the pushed model serves in-graph and with precomputed agents."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines.components import semantic_io
+from tests.e2e import runs
+from tests.e2e.test_pipeline_iat import _artifact
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress import serving
+from tfrs_seqcompress.data import tf_data
+
+
+@pytest.fixture(scope="module")
+def hisac_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("hisac_pipeline")
+    result = runs.run_pipeline(tmp_path, runs.write_small_log(tmp_path), "--encoder", "hisac",
+                               "--codebook-levels", "4,3", "--fanouts", "2,2")
+    assert result.returncode == 0, result.stderr[-5000:]
+    return tmp_path, result
+
+
+def test_codebook_is_fitted_on_the_training_period_and_versioned(hisac_run):
+    tmp_path, result = hisac_run
+    codebook = _artifact(tmp_path, "SemanticCodebook")
+    version = codebook.custom_properties["version"].string_value
+    fitted, vectors = semantic_io.load_semantic_tables(codebook.uri, expected_version=version)
+    assert fitted.level_sizes == (4, 3) and len(json.loads(codebook.custom_properties["used_codes"].string_value)) == 2
+    assert 0 < codebook.custom_properties["train_events"].int_value
+    schema = _artifact(tmp_path, "Schema")
+    assert schema.custom_properties["codebook_version"].string_value == version
+    examples_dir = next((tmp_path / "root").glob("HistoryExampleGen/history_examples/*"))
+    copied, copied_vectors = semantic_io.load_semantic_tables(str(examples_dir / semantic_io.SEMANTIC_DIR), version)
+    np.testing.assert_array_equal(copied_vectors, vectors)
+    assert "Component CodebookFitter is finished" in result.stderr
+
+
+def test_pushed_hisac_model_serves_in_graph_and_with_precomputed_agents(hisac_run):
+    tmp_path, result = hisac_run
+    version_dir = next((tmp_path / "saved_models" / "ranker").iterdir())
+    assert f"pushed model: {version_dir}" in result.stdout
+    loaded = tf.saved_model.load(str(version_dir))
+    assert {serving.COMPUTE_AGENTS_SIGNATURE, serving.SCORE_WITH_AGENTS_SIGNATURE} <= set(loaded.signatures)
+    examples_dir = next((tmp_path / "root").glob("HistoryExampleGen/history_examples/*"))
+    files = tf.io.gfile.glob(tf_data.split_file_pattern(str(examples_dir), "eval"))
+    record = next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP"))).numpy()
+    in_graph = loaded.signatures["serving_default"](examples=tf.constant([record]))["score"].numpy()
+    agents = loaded.signatures[serving.COMPUTE_AGENTS_SIGNATURE](examples=tf.constant([record]))
+    example = tf.train.Example.FromString(record)
+    target = tf.train.Example()
+    for name, feature in example.features.feature.items():
+        if not name.startswith(F.HISTORY_PREFIX) and name != F.LABEL:
+            target.features.feature[name].CopyFrom(feature)
+    target.features.feature[F.AGENT_VECTORS].float_list.value[:] = agents[F.AGENT_VECTORS].numpy().ravel()
+    target.features.feature[F.AGENT_MASK].int64_list.value[:] = agents[F.AGENT_MASK].numpy().ravel()
+    served = loaded.signatures[serving.SCORE_WITH_AGENTS_SIGNATURE](examples=tf.constant([target.SerializeToString()]))
+    np.testing.assert_allclose(served["score"].numpy(), in_graph, rtol=1e-5, atol=1e-6)
