@@ -71,6 +71,8 @@ class Benchmark:
     batch_size: int
     token_dim: int
     embed_outcomes: bool = True
+    source_epochs: int | None = None           # IAT source model (default: epochs)
+    iat_overrides: dict = dataclasses.field(default_factory=dict)  # e.g. {"base_last_n": 20}
     item_vectors: np.ndarray | None = None     # frozen semantic vectors (HiSAC, global clusters)
     level_sizes: tuple[int, ...] = (16, 8)     # HiSAC's codebook
     fanouts: tuple[int, ...] = (4, 2)          # HiSAC's voting; the global clusters get prod(fanouts) codes
@@ -122,7 +124,7 @@ def with_tokens(bench: Benchmark, scheme: str, seed: int, result: dict,
     train_log = {name: values[keep] for name, values in bench.log.items()}
     started = time.perf_counter()
     source = source_models.train_source_model(train_log, bench.schema, scheme, token_dim=bench.token_dim,
-                                              epochs=bench.epochs, seed=seed)
+                                              epochs=bench.source_epochs or bench.epochs, seed=seed)
     store = source_models.build_token_store(source, bench.log)
     result["source_train_seconds"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -187,7 +189,8 @@ def run_one(bench: Benchmark, encoder: str, seed: int) -> dict:
     epochs, batch_size = bench.epochs, bench.batch_size
     tf.keras.utils.set_random_seed(seed)
     model = models.build_ranking_model(schema, name, embed_outcomes=bench.embed_outcomes,
-                                       **semantic_arguments(bench, encoder, seed, result))
+                                       **semantic_arguments(bench, encoder, seed, result),
+                                       **(bench.iat_overrides if name == "iat" else {}))
     timer = EpochTimer()
     model.fit(tf_data.dataset_from_columns(train, batch_size, shuffle_seed=seed), epochs=epochs, verbose=0,
               callbacks=[timer])
@@ -271,6 +274,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="embed only the past label on the history, not the outcome features (ablation)")
     parser.add_argument("--codebook", default="16,8", help="HiSAC's codebook level sizes")
     parser.add_argument("--fanouts", default="4,2", help="HiSAC's voting fan-outs (K = their product)")
+    parser.add_argument("--source-epochs", type=int, help="IAT source-model epochs (default: --epochs)")
+    parser.add_argument("--iat-base-last-n", type=int, help="IAT's DIN base over the last N events (default: all)")
     parser.add_argument("--tag", default="", help="suffix of the result file names, e.g. 'label_only'")
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -282,7 +287,8 @@ def main(argv: list[str] | None = None) -> dict:
                       cutoff=cutoff, epochs=args.epochs, batch_size=args.batch_size, token_dim=args.token_dim,
                       embed_outcomes=not args.no_outcomes, item_vectors=semantic.content_vectors(data),
                       level_sizes=_ints(args.codebook), fanouts=_ints(args.fanouts),
-                      long_tail=long_tail_targets(world, examples))
+                      long_tail=long_tail_targets(world, examples), source_epochs=args.source_epochs,
+                      iat_overrides={"base_last_n": args.iat_base_last_n} if args.iat_base_last_n else {})
     train_count = int((bench.examples[F.TIMESTAMP] < cutoff).sum())
     test_count = len(bench.examples[F.TIMESTAMP]) - train_count
     print(f"[quality] {args.dataset}: {train_count:,} train / {test_count:,} test examples, "
@@ -290,6 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"dataset": args.dataset, "history_length": args.history_length, "epochs": args.epochs,
               "batch_size": args.batch_size, "token_dim": args.token_dim, "seeds": seeds,
               "codebook": list(bench.level_sizes), "fanouts": list(bench.fanouts),
+              "source_epochs": bench.source_epochs or bench.epochs, "iat_overrides": bench.iat_overrides,
               "outcome_side_information": list(bench.schema.outcome_features) if bench.embed_outcomes else [],
               "train_examples": train_count, "test_examples": test_count, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "runs": {}, "encoders": {}}

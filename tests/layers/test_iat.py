@@ -124,3 +124,16 @@ def test_sit_and_bottleneck_configs_round_trip():
     sit = iat.SourceInstanceTransformer(num_layers=3, num_heads=4, hidden_dim=32, dropout=0.1)
     assert iat.SourceInstanceTransformer.from_config(sit.get_config()).get_config() == sit.get_config()
     assert iat.TokenBottleneck.from_config(iat.TokenBottleneck(7).get_config()).token_dim == 7
+
+
+def test_the_din_base_can_be_limited_to_the_last_events():
+    encoder = layers.IATEncoder(token_dim=d, base_last_n=2)  # token gate starts at 0: the base alone
+    inputs = _encoder_inputs()
+    changed = inputs[base.HISTORY_EMBEDDINGS].numpy().copy()
+    changed[:, : L - 2] += 5.0  # events before the last two
+    before = encoder(inputs).numpy()
+    after = encoder({**inputs, base.HISTORY_EMBEDDINGS: tf.constant(changed)}).numpy()
+    np.testing.assert_allclose(after, before, atol=1e-6)
+    assert encoder.get_config()["base_last_n"] == 2
+    with pytest.raises(ValueError, match="base_last_n must be a positive int or None"):
+        layers.IATEncoder(token_dim=d, base_last_n=0)

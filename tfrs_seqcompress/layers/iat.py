@@ -139,6 +139,7 @@ class IATEncoder(base.HistoryEncoder):
       hidden_units: the target attention MLP.
       use_side_information: add ``history_embeddings`` and the time gap to the adapted tokens.
       include_base: add the DIN base over ``history_embeddings`` (default, the paper's set-up).
+      base_last_n: the DIN base attends over the last N events only (None: all of them).
 
     Returns ``[B, D]``, the same width as the candidate embedding.
 
@@ -154,12 +155,15 @@ class IATEncoder(base.HistoryEncoder):
 
     def __init__(self, token_dim: int = 16, num_layers: int = 1, num_heads: int = 2,
                  hidden_units: Sequence[int] = (64, 32), use_side_information: bool = True,
-                 include_base: bool = True, **kwargs):
+                 include_base: bool = True, base_last_n: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.token_dim, self.num_layers, self.num_heads = token_dim, num_layers, num_heads
         self.hidden_units = tuple(hidden_units)
         self.use_side_information = use_side_information
         self.include_base = include_base
+        if base_last_n is not None and base_last_n < 1:
+            raise ValueError(f"base_last_n must be a positive int or None (full history), got {base_last_n}.")
+        self.base_last_n = base_last_n
         self.attention = TargetAttention(self.hidden_units)
         self.base_attention = TargetAttention(self.hidden_units) if include_base else None
 
@@ -197,10 +201,14 @@ class IATEncoder(base.HistoryEncoder):
         token_interest = self.attention(history, mask, inputs[base.CANDIDATE_EMBEDDING])
         if not self.include_base:
             return token_interest
-        base_interest = self.base_attention(inputs[base.HISTORY_EMBEDDINGS], mask, inputs[base.CANDIDATE_EMBEDDING])
+        base_history, base_mask = inputs[base.HISTORY_EMBEDDINGS], mask
+        if self.base_last_n is not None:
+            base_history, base_mask = base_history[:, -self.base_last_n:], base_mask[:, -self.base_last_n:]
+        base_interest = self.base_attention(base_history, base_mask, inputs[base.CANDIDATE_EMBEDDING])
         return base_interest + self.token_gate * token_interest
 
     def get_config(self):
         return {**super().get_config(), "token_dim": self.token_dim, "num_layers": self.num_layers,
                 "num_heads": self.num_heads, "hidden_units": list(self.hidden_units),
-                "use_side_information": self.use_side_information, "include_base": self.include_base}
+                "use_side_information": self.use_side_information, "include_base": self.include_base,
+                "base_last_n": self.base_last_n}
