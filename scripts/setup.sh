@@ -23,7 +23,8 @@ find_python310() {
 }
 
 find_uv() {
-  if command -v uv >/dev/null 2>&1; then command -v uv; return 0; fi
+  # A uv on PATH must also run: a pyenv shim named uv exists even where pyenv's active Python has none.
+  if command -v uv >/dev/null 2>&1 && uv --version >/dev/null 2>&1; then command -v uv; return 0; fi
   local bootstrap="$ROOT/.cache/uv-bootstrap"
   if [ ! -x "$bootstrap/bin/uv" ]; then
     log "installing uv (from PyPI) into $bootstrap"
