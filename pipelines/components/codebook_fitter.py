@@ -23,7 +23,7 @@ from pipelines.components.artifacts import SemanticCodebook
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.codebook import Codebook
 from tfrs_seqcompress.codebook_beam import FitResidualKMeans
-from tfrs_seqcompress.data import history, interaction_log, semantic
+from tfrs_seqcompress.data import semantic
 
 
 @tfx.dsl.components.component(use_beam=True)
@@ -41,10 +41,7 @@ def CodebookFitter(
     """Fits the codebook (``level_sizes``: comma-separated codes per level) on the training period."""
     sizes = tuple(int(size) for size in level_sizes.split(","))
     columns = F.LOG_COLUMNS + tuple(name for name in event_features.split(",") if name)
-    log = log_io.read_log_columns(log_examples, columns)
-    schema = interaction_log.infer_schema(log, history_length=1)
-    cutoff = history.time_cutoff(log[F.TIMESTAMP], eval_fraction)
-    train_log = {name: values[log[F.TIMESTAMP] < cutoff] for name, values in log.items()}
+    _, schema, cutoff, train_log = log_io.read_training_period(log_examples, columns, eval_fraction)
     logging.info("CodebookFitter: two-tower semantic vectors (dim %d) from %d training events, then a %s codebook",
                  semantic_dim, len(train_log[F.USER_ID]), sizes)
     vectors = semantic.retrieval_vectors(train_log, schema, dim=semantic_dim, seed=seed)

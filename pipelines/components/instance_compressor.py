@@ -15,7 +15,7 @@ from tfx import v1 as tfx
 from pipelines.components import log_io
 from pipelines.components.artifacts import InstanceTokens
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress.data import history, history_beam, interaction_log
+from tfrs_seqcompress.data import history_beam
 from tfrs_seqcompress.iat import source_models, token_beam
 
 
@@ -37,11 +37,8 @@ def InstanceCompressor(
         raise ValueError(f"Unknown IAT scheme {scheme!r}; expected one of {list(source_models.SCHEMES)}.")
     events_names = tuple(name for name in event_features.split(",") if name)
     columns = F.LOG_COLUMNS + events_names
-    log = log_io.read_log_columns(log_examples, columns)
-    schema = interaction_log.infer_schema(log, history_length=1,
-                                          context_features=[name for name in context_features.split(",") if name])
-    cutoff = history.time_cutoff(log[F.TIMESTAMP], eval_fraction)
-    train_log = {name: values[log[F.TIMESTAMP] < cutoff] for name, values in log.items()}
+    log, schema, cutoff, train_log = log_io.read_training_period(
+        log_examples, columns, eval_fraction, [name for name in context_features.split(",") if name])
     logging.info("InstanceCompressor: training a %s source model (d=%d) on %d of %d events (before %d)",
                  scheme, token_dim, len(train_log[F.USER_ID]), len(log[F.USER_ID]), cutoff)
     model = source_models.train_source_model(train_log, schema, scheme, token_dim=token_dim, epochs=epochs,

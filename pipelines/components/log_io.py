@@ -7,6 +7,9 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import standard_artifact_utils
 
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress.data import history, interaction_log
+
 
 def log_files(examples: tfx.types.standard_artifacts.Examples) -> List[str]:
     """Every file of every split of an ExampleGen output.
@@ -28,3 +31,13 @@ def read_log_columns(examples: tfx.types.standard_artifacts.Examples, columns: S
             .map(lambda records: tf.io.parse_example(records, spec)))
     parts = [{name: values.numpy() for name, values in batch.items()} for batch in data]
     return {name: np.concatenate([part[name] for part in parts]) for name in columns}
+
+
+def read_training_period(examples: tfx.types.standard_artifacts.Examples, columns: Sequence[str],
+                         eval_fraction: float, context_features: Sequence[str] = ()):
+    """``(log, schema, cutoff, train_log)``: the whole log, its inferred schema, the time cutoff
+    ``HistoryExampleGen`` uses, and the events before it (what stage-1 models may learn from)."""
+    log = read_log_columns(examples, columns)
+    schema = interaction_log.infer_schema(log, history_length=1, context_features=list(context_features))
+    cutoff = history.time_cutoff(log[F.TIMESTAMP], eval_fraction)
+    return log, schema, cutoff, {name: values[log[F.TIMESTAMP] < cutoff] for name, values in log.items()}
