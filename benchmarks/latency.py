@@ -57,6 +57,7 @@ def request_for(world: synthetic.SyntheticWorld, length: int, seed: int = 0) -> 
 
 
 def timed(function, *args, calls: int) -> tuple[float, float]:
+    """Median and p99 milliseconds of ``function(*args)`` over ``calls`` calls, after 3 warm-up calls."""
     for _ in range(3):
         function(*args)
     seconds = []

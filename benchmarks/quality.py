@@ -40,6 +40,7 @@ import numpy as np
 import tfrs_seqcompress  # noqa: F401  (sets Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
+from benchmarks.latency import timed
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import codebook, layers, metrics, models, serving
 from tfrs_seqcompress.data import history, movielens, semantic, synthetic, tf_data
@@ -146,13 +147,18 @@ class EpochTimer(tf.keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._started)
 
 
+def _scores(signature):
+    """A serving signature as a function of the serialized request, returning the scores."""
+    return lambda request: signature(examples=request)["score"]
+
+
 def serving_latency_ms(model: models.RankingModel, schema: F.DataSchema, test: dict) -> dict:
     """Latency of one TF Serving-style request: ``serving_default`` over 100 serialized examples
     (a user's history with 100 candidates), parsing included; median and p99 over 30 calls."""
     rows = {name: values[:SERVING_CANDIDATES] for name, values in test.items() if name != F.LABEL}
     request = tf.constant(F.to_tf_examples(rows))
     serve = serving.serving_function(model, schema)
-    p50, p99 = _timed_p50_p99(serve, request)
+    p50, p99 = timed(_scores(serve), request, calls=SERVING_CALLS)
     latency = {"serving_ms_p50": p50, "serving_ms_p99": p99}
     if model.supports_agents():  # HiSAC / clusters: agents computed once offline, then O(K) per candidate
         functions = serving.agent_functions(model, schema)
@@ -160,20 +166,11 @@ def serving_latency_ms(model: models.RankingModel, schema: F.DataSchema, test: d
         targets = {name: rows[name] for name in F.TARGET_FIELDS + schema.context_features}
         targets[F.AGENT_VECTORS] = np.repeat(agents[F.AGENT_VECTORS].numpy(), len(request), axis=0)
         targets[F.AGENT_MASK] = np.repeat(agents[F.AGENT_MASK].numpy(), len(request), axis=0)
-        p50, p99 = _timed_p50_p99(functions[serving.SCORE_WITH_AGENTS_SIGNATURE], tf.constant(F.to_tf_examples(targets)))
+        p50, p99 = timed(_scores(functions[serving.SCORE_WITH_AGENTS_SIGNATURE]),
+                         tf.constant(F.to_tf_examples(targets)), calls=SERVING_CALLS)
         latency.update({"serving_agents_ms_p50": p50, "serving_agents_ms_p99": p99})
     return latency
 
-
-def _timed_p50_p99(function, request: tf.Tensor) -> tuple[float, float]:
-    for _ in range(3):
-        function(examples=request)
-    seconds = []
-    for _ in range(SERVING_CALLS):
-        started = time.perf_counter()
-        function(examples=request)["score"].numpy()
-        seconds.append(time.perf_counter() - started)
-    return 1e3 * float(np.median(seconds)), 1e3 * float(np.quantile(seconds, 0.99))
 
 
 def run_one(bench: Benchmark, encoder: str, seed: int) -> dict:

@@ -250,7 +250,9 @@ def fit_residual_kmeans(vectors: np.ndarray, level_sizes: Sequence[int], seed: i
         if verbose:
             print(f"[codebook] level {level + 1}/{len(level_sizes)}: {size} codes, {used[-1]} used, "
                   f"quantisation error {errors[-1]:.4f}", flush=True)
-    statistics = fit_statistics(points, errors, used, seed, iterations)
+    centred = points - points.mean(axis=0)
+    total_variance = float((centred ** 2).sum(axis=1).mean())
+    statistics = fit_statistics(total_variance, errors, used, seed, iterations, num_vectors=len(points))
     return Codebook(tuple(codewords), statistics)
 
 
@@ -259,14 +261,8 @@ def check_level_sizes(level_sizes: Sequence[int]) -> None:
         raise ValueError(f"level_sizes must hold 1 to 4 positive code counts, got {tuple(level_sizes)}.")
 
 
-def fit_statistics(points_or_variance, errors: list[float], used: list[int], seed: int, iterations: int,
-                   num_vectors: int | None = None) -> dict:
+def fit_statistics(total_variance: float, errors: list[float], used: list[int], seed: int, iterations: int,
+                   num_vectors: int) -> dict:
     """The statistics a fitted codebook carries (shared by both fitters)."""
-    if isinstance(points_or_variance, np.ndarray):
-        num_vectors = len(points_or_variance)
-        centred = points_or_variance - points_or_variance.mean(axis=0)
-        total_variance = float((centred ** 2).sum(axis=1).mean())
-    else:
-        total_variance = float(points_or_variance)
-    return {"quantisation_error": errors, "total_variance": total_variance, "used_codes": used,
+    return {"quantisation_error": errors, "total_variance": float(total_variance), "used_codes": used,
             "num_vectors": int(num_vectors), "seed": int(seed), "iterations": int(iterations)}
