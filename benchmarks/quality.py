@@ -21,6 +21,12 @@ For agent-based encoders the serving latency is also measured on the precomputed
     python -m benchmarks.quality                              # MovieLens-100K, 3 seeds
     python -m benchmarks.quality --dataset synthetic --history-length 200
     python -m benchmarks.quality --encoders din_full,iat_user_order --seeds 0
+    python -m benchmarks.quality --dataset synthetic --mean-history 3000 --targets-per-user 50 \
+        --history-length 10000 --batch-size 64 --tag L10000      # long histories
+
+Histories are built batch by batch from the log (``data.history.HistoryIndex``), so L = 10,000 fits
+in memory; ``--targets-per-user`` samples each user's ranking targets (seeded) when every event of
+a long log would be too many.
 
 Writes ``benchmarks/results/quality_<dataset>.json`` and ``.png``, and prints a Markdown table.
 """
@@ -66,7 +72,8 @@ class Benchmark:
 
     log: dict
     schema: F.DataSchema
-    examples: dict
+    index: history.HistoryIndex                # builds any target's history on demand
+    rows: np.ndarray                           # the ranking targets: rows of index's sorted log
     cutoff: int
     epochs: int
     batch_size: int
@@ -80,24 +87,48 @@ class Benchmark:
     long_tail: np.ndarray | None = None        # [num_examples] targets from a planted rare interest
 
 
-def load_dataset(dataset: str, history_length: int):
+    @property
+    def targets(self) -> dict:
+        """The targets' own columns (user, item, time, label, context): ``[N]`` each."""
+        return {name: self.index.events[name][self.rows]
+                for name in F.TARGET_FIELDS + self.schema.context_features + (F.LABEL,)}
+
+    def split_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        is_train = self.index.events[F.TIMESTAMP][self.rows] < self.cutoff
+        return self.rows[is_train], self.rows[~is_train]
+
+
+def sample_targets(index: history.HistoryIndex, per_user: int | None, seed: int = 0) -> np.ndarray:
+    """Every row of the index, or at most ``per_user`` of each user's events (seeded, uniform)."""
+    rows = np.arange(len(index))
+    if per_user is None:
+        return rows
+    keys = np.random.default_rng(seed).random(len(rows))
+    users = index.events[F.USER_ID]
+    order = np.lexsort((keys, users))  # each user's rows in a random order
+    rank = np.arange(len(rows)) - np.searchsorted(users[order], users[order], side="left")
+    return np.sort(order[rank < per_user])
+
+
+def load_dataset(dataset: str, history_length: int, mean_history: int | None = None):
     """(dataset, world): the synthetic world also gives the planted interests (long-tail targets)."""
     if dataset == "ml-100k":
         return movielens.load_movielens_100k(history_length=history_length), None
     if dataset == "synthetic":
-        world = synthetic.generate(synthetic.SyntheticConfig(history_length=history_length, seed=0))
+        sizes = {"mean_history": mean_history} if mean_history else {}
+        world = synthetic.generate(synthetic.SyntheticConfig(history_length=history_length, seed=0, **sizes))
         return world.dataset, world
     raise ValueError(f"Unknown dataset {dataset!r}; expected 'ml-100k' or 'synthetic'.")
 
 
-def long_tail_targets(world: synthetic.SyntheticWorld | None, examples: dict) -> np.ndarray | None:
+def long_tail_targets(world: synthetic.SyntheticWorld | None, targets: dict) -> np.ndarray | None:
     """Examples whose target is from one of the user's planted rare interests (mostly liked) or from
     none of the user's interests (mostly disliked): telling them apart needs the rare interest,
     which only a few, often old, history events reveal. Targets of major interests are left out."""
     if world is None:
         return None
-    subcategory = world.dataset.items["subcategory"][examples[F.ITEM_ID]][:, None]
-    users = examples[F.USER_ID]
+    subcategory = world.dataset.items["subcategory"][targets[F.ITEM_ID]][:, None]
+    users = targets[F.USER_ID]
     return ~np.any(world.major_interests[users] == subcategory, axis=1)
 
 
@@ -128,9 +159,10 @@ def with_tokens(bench: Benchmark, scheme: str, seed: int, result: dict,
                                               epochs=bench.source_epochs or bench.epochs, seed=seed)
     store = source_models.build_token_store(source, bench.log)
     result["source_train_seconds"] = time.perf_counter() - started
+    examples = bench.index.examples(bench.rows)
     started = time.perf_counter()
-    examples = store.attach(bench.examples, expected_version=source.fingerprint())
-    result["fetch_examples_per_second"] = len(bench.examples[F.LABEL]) / (time.perf_counter() - started)
+    examples = store.attach(examples, expected_version=source.fingerprint())
+    result["fetch_examples_per_second"] = len(bench.rows) / (time.perf_counter() - started)
     return examples, dataclasses.replace(bench.schema, token_dim=bench.token_dim, token_version=source.fingerprint())
 
 
@@ -154,7 +186,7 @@ def _scores(signature):
 
 def serving_latency_ms(model: models.RankingModel, schema: F.DataSchema, test: dict) -> dict:
     """Latency of one TF Serving-style request: ``serving_default`` over 100 serialized examples
-    (a user's history with 100 candidates), parsing included; median and p99 over 30 calls."""
+    (test examples: histories with their candidates), parsing included; median and p99 over 30 calls."""
     rows = {name: values[:SERVING_CANDIDATES] for name, values in test.items() if name != F.LABEL}
     request = tf.constant(F.to_tf_examples(rows))
     serve = serving.serving_function(model, schema)
@@ -177,28 +209,34 @@ def run_one(bench: Benchmark, encoder: str, seed: int) -> dict:
     tf.keras.backend.clear_session()  # one run's models and traced functions must not pile up in memory
     gc.collect()
     result = {}
-    examples, schema, name = bench.examples, bench.schema, encoder
-    if encoder in IAT_ENCODERS:
+    schema, name, batch_size = bench.schema, encoder, bench.batch_size
+    train_rows, test_rows = bench.split_rows()
+    if encoder in IAT_ENCODERS:  # tokens are fetched for every example up front
         examples, schema = with_tokens(bench, IAT_ENCODERS[encoder], seed, result,
                                        transfer=encoder in TRANSFER_ENCODERS)
+        train, test = history.split_by_time(examples, bench.cutoff)
+        train_data = tf_data.dataset_from_columns(train, batch_size, shuffle_seed=seed)
+        test_data = tf_data.dataset_from_columns(test, batch_size)
+        serving_rows = history.select(test, np.arange(SERVING_CANDIDATES))
         name = "iat"
-    train, test = history.split_by_time(examples, bench.cutoff)
-    epochs, batch_size = bench.epochs, bench.batch_size
+    else:
+        train_data = tf_data.dataset_from_history_index(bench.index, train_rows, batch_size, shuffle_seed=seed)
+        test_data = tf_data.dataset_from_history_index(bench.index, test_rows, batch_size)
+        serving_rows = bench.index.examples(test_rows[:SERVING_CANDIDATES])
     tf.keras.utils.set_random_seed(seed)
     model = models.build_ranking_model(schema, name, embed_outcomes=bench.embed_outcomes,
                                        **semantic_arguments(bench, encoder, seed, result),
                                        **(bench.iat_overrides if name == "iat" else {}))
     timer = EpochTimer()
-    model.fit(tf_data.dataset_from_columns(train, batch_size, shuffle_seed=seed), epochs=epochs, verbose=0,
-              callbacks=[timer])
-    predicted = models.predict_probabilities(model, tf_data.dataset_from_columns(test, 2048))
+    model.fit(train_data, epochs=bench.epochs, verbose=0, callbacks=[timer])
+    predicted = models.predict_probabilities(model, test_data)
     result.update(metrics.ranking_metrics(predicted["user_id"], predicted["label"], predicted["probability"]))
     if bench.long_tail is not None:
-        rare = bench.long_tail[bench.examples[F.TIMESTAMP] >= bench.cutoff]
+        rare = bench.long_tail[bench.index.events[F.TIMESTAMP][bench.rows] >= bench.cutoff]
         result["auc_long_tail"] = metrics.roc_auc(predicted["label"][rare], predicted["probability"][rare])
     # The last epoch only: the first one also pays for tracing and process warm-up.
-    result["train_examples_per_second"] = len(train[F.LABEL]) / timer.seconds[-1]
-    result.update(serving_latency_ms(model, schema, test))
+    result["train_examples_per_second"] = len(train_rows) / timer.seconds[-1]
+    result.update(serving_latency_ms(model, schema, serving_rows))
     return result
 
 
@@ -266,6 +304,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--history-length", type=int, default=100)
+    parser.add_argument("--mean-history", type=int, help="synthetic: mean events per user (default: the config's)")
+    parser.add_argument("--targets-per-user", type=int,
+                        help="rank at most this many of each user's events (seeded sample; default: all)")
     parser.add_argument("--output-dir", default=str(RESULTS_DIR))
     parser.add_argument("--no-outcomes", action="store_true",
                         help="embed only the past label on the history, not the outcome features (ablation)")
@@ -277,17 +318,19 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",")]
     encoders = args.encoders.split(",")
-    data, world = load_dataset(args.dataset, args.history_length)
+    data, world = load_dataset(args.dataset, args.history_length, args.mean_history)
     cutoff = history.time_cutoff(data.log[F.TIMESTAMP], 0.2)
-    examples = history.build_history_examples(data.log, data.schema)
-    bench = Benchmark(log=data.log, schema=data.schema, examples=examples,
+    index = history.HistoryIndex(data.log, data.schema)
+    rows = sample_targets(index, args.targets_per_user)
+    bench = Benchmark(log=data.log, schema=data.schema, index=index, rows=rows,
                       cutoff=cutoff, epochs=args.epochs, batch_size=args.batch_size, token_dim=args.token_dim,
                       embed_outcomes=not args.no_outcomes, item_vectors=semantic.content_vectors(data),
                       level_sizes=_ints(args.codebook), fanouts=_ints(args.fanouts),
-                      long_tail=long_tail_targets(world, examples), source_epochs=args.source_epochs,
+                      long_tail=None, source_epochs=args.source_epochs,
                       iat_overrides={"base_last_n": args.iat_base_last_n} if args.iat_base_last_n else {})
-    train_count = int((bench.examples[F.TIMESTAMP] < cutoff).sum())
-    test_count = len(bench.examples[F.TIMESTAMP]) - train_count
+    bench.long_tail = long_tail_targets(world, bench.targets)
+    train_rows, test_rows = bench.split_rows()
+    train_count, test_count = len(train_rows), len(test_rows)
     print(f"[quality] {args.dataset}: {train_count:,} train / {test_count:,} test examples, "
           f"L={args.history_length}, encoders {encoders}, seeds {seeds}, {args.epochs} epochs", flush=True)
     report = {"dataset": args.dataset, "history_length": args.history_length, "epochs": args.epochs,
@@ -295,6 +338,8 @@ def main(argv: list[str] | None = None) -> dict:
               "codebook": list(bench.level_sizes), "fanouts": list(bench.fanouts),
               "source_epochs": bench.source_epochs or bench.epochs, "iat_overrides": bench.iat_overrides,
               "outcome_side_information": list(bench.schema.outcome_features) if bench.embed_outcomes else [],
+              "mean_history": args.mean_history, "targets_per_user": args.targets_per_user,
+              "events": len(data.log[F.LABEL]),
               "train_examples": train_count, "test_examples": test_count, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "runs": {}, "encoders": {}}
     output_dir = pathlib.Path(args.output_dir)

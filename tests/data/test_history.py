@@ -7,7 +7,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests import helpers
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress.data import history, history_beam
+from tfrs_seqcompress.data import history, history_beam, tf_data
 
 
 def _row(examples, user, timestamp, item):
@@ -55,6 +55,42 @@ def test_no_history_event_is_at_or_after_its_target_on_random_logs():
     F.validate_examples(examples, helpers.tiny_schema(history_length=8))  # raises on any leak
     valid = examples[F.HISTORY_MASK].astype(bool)
     assert (examples["hist_timestamp"][valid] < np.broadcast_to(examples[F.TIMESTAMP][:, None], valid.shape)[valid]).all()
+
+
+def _random_log(size=400, seed=0):
+    rng = np.random.default_rng(seed)
+    return {F.USER_ID: rng.integers(1, 5, size), F.ITEM_ID: rng.integers(1, 20, size),
+            F.TIMESTAMP: rng.integers(0, 50, size), F.LABEL: rng.integers(0, 2, size),
+            F.CATEGORY: rng.integers(1, 4, size), "hour": rng.integers(0, 24, size)}
+
+
+def test_history_index_batches_equal_the_materialised_examples_each_epoch_reshuffled():
+    schema = helpers.tiny_schema(history_length=8)
+    log = _random_log()
+    everything = history.build_history_examples(log, schema)
+    index = history.HistoryIndex(F.validate_log(log, schema), schema)
+    rows = np.arange(0, len(index), 3)  # a sample of targets, as a long-history benchmark takes
+    dataset = tf_data.dataset_from_history_index(index, rows, batch_size=32, shuffle_seed=0)
+    orders = []
+    for _ in range(2):
+        batches = list(dataset.as_numpy_iterator())
+        built = {name: np.concatenate([batch[name] for batch in batches]) for name in everything}
+        order = np.lexsort((built[F.ITEM_ID], built[F.TIMESTAMP], built[F.USER_ID]))
+        for name, values in everything.items():  # the same examples, whatever the order
+            np.testing.assert_array_equal(built[name][order], values[rows], err_msg=name)
+        orders.append(built[F.TIMESTAMP] * 100 + built[F.USER_ID])
+    assert not np.array_equal(*orders)  # reshuffled every epoch
+    unshuffled = list(tf_data.dataset_from_history_index(index, rows, batch_size=1000).as_numpy_iterator())
+    np.testing.assert_array_equal(unshuffled[0][F.HISTORY_MASK], everything[F.HISTORY_MASK][rows])
+
+
+def test_min_history_drops_targets_with_too_few_earlier_events():
+    schema = helpers.tiny_schema(history_length=8)
+    examples = history.build_history_examples(_random_log(), schema, min_history=5)
+    everything = history.build_history_examples(_random_log(), schema)
+    assert 0 < len(examples[F.LABEL]) < len(everything[F.LABEL])
+    assert (examples[F.HISTORY_MASK].sum(axis=1) >= 5).all()
+    assert len(examples[F.LABEL]) == (everything[F.HISTORY_MASK].sum(axis=1) >= 5).sum()
 
 
 def test_time_split_puts_the_last_fraction_of_time_in_eval():

@@ -6,8 +6,10 @@ time ascending and right-aligned (padding first, most recent at index L-1; see `
 Events of one user are ordered stably by (timestamp, item_id) so that sequences are deterministic
 when timestamps tie.
 
-``user_history_examples`` is the single implementation; ``build_history_examples`` applies it to a
-whole in-memory log, and ``history_beam.BuildHistoryExamples`` applies it per user inside Beam.
+``HistoryIndex`` is the single implementation: ``build_history_examples`` applies it to a whole
+in-memory log, ``history_beam.BuildHistoryExamples`` to each user inside Beam (through
+``user_history_examples``), and ``tf_data.dataset_from_history_index`` to a batch of targets at a
+time (long histories, where every example's ``[L]`` arrays would not fit in memory).
 
 Example::
 
@@ -22,12 +24,6 @@ from typing import Mapping
 import numpy as np
 
 from tfrs_seqcompress import features as F
-
-
-def sort_user_events(events: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Orders one user's events by (timestamp, item_id), stably."""
-    order = np.lexsort((events[F.ITEM_ID], events[F.TIMESTAMP]))
-    return {name: np.asarray(values)[order] for name, values in events.items()}
 
 
 def last_positions(end: np.ndarray, length: int, first: np.ndarray | int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -49,8 +45,58 @@ def last_positions(end: np.ndarray, length: int, first: np.ndarray | int = 0) ->
     return np.where(mask, positions, 0), mask
 
 
+class HistoryIndex:
+    """History examples built on demand for any target rows of a log (the single implementation).
+
+    Sorts the log once by (user, timestamp, item) and records, for every event, the row of its
+    user's first event and the row one past its history (the user's events strictly earlier than
+    it). ``examples(rows)`` then gathers the right-aligned last-L histories of just those targets —
+    so a long-history dataset (L = 10,000) can feed training batch by batch (``tf_data.
+    dataset_from_history_index``) instead of materialising ``[N, L]`` arrays for every event.
+
+    Args:
+      log: interaction log columns (one user or many; already validated).
+      schema: gives L, the event features and the context features.
+
+    Example::
+
+        index = HistoryIndex(log, schema)
+        batch = index.examples(np.arange(512))   # the first 512 events in (user, time) order
+    """
+
+    def __init__(self, log: Mapping[str, np.ndarray], schema: F.DataSchema):
+        self.schema = schema
+        order = np.lexsort((log[F.ITEM_ID], log[F.TIMESTAMP], log[F.USER_ID]))
+        self.events = {name: np.asarray(values)[order] for name, values in log.items()}
+        users, timestamps = self.events[F.USER_ID].astype(np.int64), self.events[F.TIMESTAMP].astype(np.int64)
+        # (user, time) as one sortable key: rows of a user with a smaller time come first.
+        keys = users * (int(timestamps.max(initial=0)) - int(timestamps.min(initial=0)) + 1) \
+            + (timestamps - timestamps.min(initial=0))
+        self.first = np.searchsorted(users, users, side="left")
+        self.start = np.searchsorted(keys, keys, side="left")
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def examples(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Example columns of the targets at ``rows`` (indices into the sorted log; None: all).
+
+        Returns:
+          Target fields ``[n]`` and ``hist_*`` / ``hist_mask`` arrays ``[n, L]``, int64.
+        """
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows)
+        gather, mask = last_positions(self.start[rows], self.schema.history_length, first=self.first[rows])
+        examples = {name: self.events[name][rows].astype(np.int64)
+                    for name in F.TARGET_FIELDS + self.schema.context_features}
+        examples[F.LABEL] = self.events[F.LABEL][rows].astype(np.int64)
+        for field in self.schema.history_fields:
+            examples[F.history_name(field)] = np.where(mask, self.events[field][gather], 0).astype(np.int64)
+        examples[F.HISTORY_MASK] = mask.astype(np.int64)
+        return examples
+
+
 def user_history_examples(events: Mapping[str, np.ndarray], schema: F.DataSchema) -> dict[str, np.ndarray]:
-    """Builds one history example per event of a single user.
+    """Builds one history example per event of a single user (what the Beam job calls per user).
 
     Args:
       events: one user's log columns (any order), each ``[n]``.
@@ -59,18 +105,7 @@ def user_history_examples(events: Mapping[str, np.ndarray], schema: F.DataSchema
     Returns:
       Example columns: target fields ``[n]`` and ``hist_*`` arrays ``[n, L]``, sorted by target time.
     """
-    events = sort_user_events(events)
-    timestamps = events[F.TIMESTAMP]
-    length = schema.history_length
-    # Number of events strictly earlier than each target; rows [start - L, start) form its history.
-    start = np.searchsorted(timestamps, timestamps, side="left")
-    gather, mask = last_positions(start, length)
-    examples = {name: events[name].astype(np.int64) for name in F.TARGET_FIELDS + schema.context_features}
-    examples[F.LABEL] = events[F.LABEL].astype(np.int64)
-    for field in schema.history_fields:
-        examples[F.history_name(field)] = np.where(mask, events[field][gather], 0).astype(np.int64)
-    examples[F.HISTORY_MASK] = mask.astype(np.int64)
-    return examples
+    return HistoryIndex(events, schema).examples()
 
 
 def concat_examples(parts: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -93,18 +128,11 @@ def build_history_examples(log: Mapping[str, np.ndarray], schema: F.DataSchema,
     Returns:
       Example columns sorted by (user, target time).
     """
-    columns = F.validate_log(log, schema)
-    order = np.lexsort((columns[F.ITEM_ID], columns[F.TIMESTAMP], columns[F.USER_ID]))
-    users = columns[F.USER_ID][order]
-    boundaries = np.flatnonzero(np.diff(users)) + 1
-    parts = []
-    for user_rows in np.split(order, boundaries):
-        part = user_history_examples({name: values[user_rows] for name, values in columns.items()}, schema)
-        parts.append(part)
-    examples = concat_examples(parts)
+    index = HistoryIndex(F.validate_log(log, schema), schema)
+    rows = np.arange(len(index))
     if min_history:
-        examples = select(examples, examples[F.HISTORY_MASK].sum(axis=1) >= min_history)
-    return examples
+        rows = rows[index.start - index.first >= min_history]
+    return index.examples(rows)
 
 
 def select(examples: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:

@@ -4,6 +4,7 @@ Example::
 
     train = dataset_from_columns(train_columns, batch_size=512, shuffle_seed=0)
     evaluation = dataset_from_tfrecords("Split-eval/*.gz", schema, batch_size=1024)
+    long = dataset_from_history_index(history.HistoryIndex(log, schema), train_rows, 256, shuffle_seed=0)
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_seqcompress import features as F
+from tfrs_seqcompress.data import history
 
 
 def dataset_from_columns(columns: Mapping[str, np.ndarray], batch_size: int,
@@ -23,6 +25,29 @@ def dataset_from_columns(columns: Mapping[str, np.ndarray], batch_size: int,
         dataset = dataset.shuffle(len(next(iter(columns.values()))), seed=shuffle_seed,
                                   reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def dataset_from_history_index(index: "history.HistoryIndex", rows: np.ndarray, batch_size: int,
+                               shuffle_seed: int | None = None) -> tf.data.Dataset:
+    """Batches of the history examples of target ``rows``, built batch by batch from the log.
+
+    Memory holds one batch of ``[batch, L]`` histories at a time (plus the prefetched one), not
+    every example's: what long histories (L = 1,000 - 10,000) need. With ``shuffle_seed`` the rows
+    are permuted afresh every epoch (seeded by the epoch), else they keep their order.
+    """
+    rows = np.asarray(rows)
+    if rows.size == 0:
+        raise ValueError("No target rows to build history examples for.")
+    sample = index.examples(rows[:1])
+    signature = {name: tf.TensorSpec((None,) + values.shape[1:], tf.int64) for name, values in sample.items()}
+    epochs = iter(range(1 << 62))
+
+    def batches():
+        order = rows if shuffle_seed is None else np.random.default_rng([shuffle_seed, next(epochs)]).permutation(rows)
+        for begin in range(0, len(order), batch_size):
+            yield index.examples(order[begin:begin + batch_size])
+
+    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
 
 
 def dataset_from_tfrecords(file_patterns: str | Sequence[str], schema: F.DataSchema, batch_size: int,
