@@ -56,6 +56,15 @@ def test_save_load_round_trip_and_refusals(content, tmp_path):
         Codebook.load(tmp_path / "cb")
 
 
+def test_save_and_load_work_on_any_gfile_filesystem(content):
+    vectors, _ = content  # ram:// stands for gs:// or hdfs://: no local path is assumed
+    codebook = fit_residual_kmeans(vectors, (4, 3), seed=0)
+    codebook.save("ram://codebooks/cb")
+    assert Codebook.load("ram://codebooks/cb", expected_version=codebook.version).level_sizes == (4, 3)
+    with pytest.raises(CodebookError, match="missing or truncated"):
+        Codebook.load("ram://codebooks/absent")
+
+
 def test_modified_codewords_are_detected(content, tmp_path):
     vectors, _ = content
     codebook = fit_residual_kmeans(vectors, (4,), seed=0)

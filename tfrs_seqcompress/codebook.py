@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
+import os
 import pathlib
 import zipfile
 from typing import Sequence
 
 import numpy as np
+import tensorflow as tf
 
 CODEWORDS_FILE = "codewords.npz"
 METADATA_FILE = "metadata.json"
@@ -102,13 +105,18 @@ class Codebook:
         codes = np.asarray(codes, np.int64)
         return sum(self.codewords[level][codes[:, level]] for level in range(codes.shape[1]))
 
-    def save(self, directory: str | pathlib.Path) -> pathlib.Path:
-        directory = pathlib.Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        np.savez(directory / CODEWORDS_FILE, **{f"level_{h}": level for h, level in enumerate(self.codewords)})
+    def save(self, directory: str | pathlib.Path) -> str:
+        """Writes ``codewords.npz`` and ``metadata.json`` (any ``tf.io.gfile`` path: local, gs://, hdfs://)."""
+        directory = str(directory)
+        tf.io.gfile.makedirs(directory)
+        buffer = io.BytesIO()
+        np.savez(buffer, **{f"level_{h}": level for h, level in enumerate(self.codewords)})
+        with tf.io.gfile.GFile(os.path.join(directory, CODEWORDS_FILE), "wb") as handle:
+            handle.write(buffer.getvalue())
         metadata = {"version": self.version, "level_sizes": list(self.level_sizes), "dim": self.dim,
                     "statistics": self.statistics}
-        (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        with tf.io.gfile.GFile(os.path.join(directory, METADATA_FILE), "w") as handle:
+            handle.write(json.dumps(metadata, indent=2))
         return directory
 
     @classmethod
@@ -120,12 +128,14 @@ class Codebook:
           CodebookError: missing or truncated files, codewords that disagree with the metadata,
             or a version / level sizes / dim other than expected.
         """
-        directory = pathlib.Path(directory)
+        directory = str(directory)
         try:
-            metadata = json.loads((directory / METADATA_FILE).read_text())
-            with np.load(directory / CODEWORDS_FILE) as arrays:
-                codewords = tuple(arrays[f"level_{h}"] for h in range(len(metadata["level_sizes"])))
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as error:
+            with tf.io.gfile.GFile(os.path.join(directory, METADATA_FILE), "r") as handle:
+                metadata = json.loads(handle.read())
+            with tf.io.gfile.GFile(os.path.join(directory, CODEWORDS_FILE), "rb") as handle:
+                with np.load(io.BytesIO(handle.read())) as arrays:
+                    codewords = tuple(arrays[f"level_{h}"] for h in range(len(metadata["level_sizes"])))
+        except (OSError, tf.errors.OpError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as error:
             raise CodebookError(f"Codebook at {directory} is missing or truncated ({type(error).__name__}: "
                                 f"{error}).") from error
         codebook = cls(codewords, metadata.get("statistics", {}))

@@ -25,7 +25,6 @@ from tfx.types import standard_artifact_utils
 
 from pipelines.components import data_schema_io, log_io, semantic_io
 from pipelines.components.artifacts import InstanceTokens, SemanticCodebook
-from tfrs_seqcompress.codebook import CodebookError
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.data import history, history_beam
 from tfrs_seqcompress.iat import token_beam
@@ -61,6 +60,8 @@ def HistoryExampleGen(
         if recorded != token_version:
             raise TokenVersionError(f"Instance tokens at {instance_tokens.uri} are version {token_version!r} on disk "
                                     f"but {recorded!r} in ML Metadata: the artefact was modified.")
+    if codebook is not None:  # a broken or modified codebook fails here, before the Beam job, not after it
+        semantic_io.load_semantic_tables(codebook.uri, expected_version=codebook.get_string_custom_property("version"))
     # Vocabulary sizes are measured below; placeholders of 1 are enough for building examples.
     build_schema = F.DataSchema(num_users=1, num_items=1, num_categories=1, history_length=history_length,
                                 event_features={name: 1 for name in events_names},
@@ -104,21 +105,8 @@ def HistoryExampleGen(
         schema.set_string_custom_property("token_version", token_version)
         history_examples.set_string_custom_property("token_version", token_version)
     if codebook is not None:
-        version = _copy_codebook(codebook, history_examples.uri, data_schema)
+        version = semantic_io.checked_copy(codebook.uri, codebook.get_string_custom_property("version"),
+                                           data_schema.num_items,
+                                           os.path.join(history_examples.uri, semantic_io.SEMANTIC_DIR))
         schema.set_string_custom_property("codebook_version", version)
         history_examples.set_string_custom_property("codebook_version", version)
-
-
-def _copy_codebook(codebook, examples_dir: str, data_schema: F.DataSchema) -> str:
-    """Checks the codebook artefact (whole, the version ML Metadata recorded, one vector per item)
-    and copies it into ``<examples_dir>/semantic``; returns its version."""
-    recorded = codebook.get_string_custom_property("version")
-    fitted, vectors = semantic_io.load_semantic_tables(codebook.uri)
-    if fitted.version != recorded:
-        raise CodebookError(f"Codebook at {codebook.uri} is version {fitted.version!r} on disk but {recorded!r} in "
-                            "ML Metadata: the artefact was modified.")
-    if len(vectors) != data_schema.num_items:
-        raise CodebookError(f"The codebook's item vectors cover {len(vectors)} item IDs; the examples have "
-                            f"num_items {data_schema.num_items}.")
-    semantic_io.copy_tables(codebook.uri, os.path.join(examples_dir, semantic_io.SEMANTIC_DIR))
-    return recorded

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfrs_seqcompress.codebook import Codebook
+from tfrs_seqcompress.codebook import Codebook, CodebookError
 
 CODEBOOK_DIR = "codebook"
 ITEM_VECTORS_FILE = "item_vectors.npy"
@@ -47,3 +47,24 @@ def copy_tables(source: str, target: str) -> None:
         else:
             tf.io.gfile.makedirs(target)
             tf.io.gfile.copy(path, os.path.join(target, name), overwrite=True)
+
+
+def checked_copy(source: str, recorded_version: str, num_items: int, target: str) -> str:
+    """Copies a ``SemanticCodebook`` artefact's tables to ``target`` after checking them; returns the version.
+
+    Checks the codebook is whole, is the version ML Metadata recorded for the artefact, and has one
+    item vector per item ID of the examples. Nothing is written to ``target`` unless all hold.
+
+    Raises:
+      CodebookError: missing, truncated or modified tables; another version than recorded; a
+        vector table for another number of items (the codebook of another dataset).
+    """
+    fitted, vectors = load_semantic_tables(source)
+    if fitted.version != recorded_version:
+        raise CodebookError(f"Codebook at {source} is version {fitted.version!r} on disk but {recorded_version!r} "
+                            "in ML Metadata: the artefact was modified.")
+    if len(vectors) != num_items:
+        raise CodebookError(f"The codebook's item vectors cover {len(vectors)} item IDs; the examples have "
+                            f"num_items {num_items}.")
+    copy_tables(source, target)
+    return recorded_version

@@ -5,17 +5,35 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
+
 from tests import helpers
+from tfrs_seqcompress import features as F
 from tfrs_seqcompress.data import interaction_log, synthetic
 
 CONTEXT = "hour,device,price"
 
 
-def write_small_log(directory: pathlib.Path, seed: int = 5) -> pathlib.Path:
+def small_log(seed: int = 5) -> dict:
     world = synthetic.generate(synthetic.SyntheticConfig(
         num_users=80, num_categories=4, subcategories_per_category=4, items_per_subcategory=5, major_interests=2,
         rare_interests=2, mean_history=80, history_length=10, seed=seed))
-    return interaction_log.write_log_csv(world.dataset.log, directory / "input" / "log.csv")
+    return world.dataset.log
+
+
+def write_small_log(directory: pathlib.Path, seed: int = 5) -> pathlib.Path:
+    return interaction_log.write_log_csv(small_log(seed), directory / "input" / "log.csv")
+
+
+def write_newer_log(directory: pathlib.Path, seed: int = 5) -> pathlib.Path:
+    """The small log plus a newer period (a refresh's input): a random half of the same users'
+    events replayed after the log's last day, so items keep their categories."""
+    log = small_log(seed)
+    replay = np.random.default_rng(seed).random(len(log[F.LABEL])) < 0.5
+    shift = int(log[F.TIMESTAMP].max() - log[F.TIMESTAMP].min()) + 86_400
+    newer = {name: values[replay] + (shift if name == F.TIMESTAMP else 0) for name, values in log.items()}
+    combined = {name: np.concatenate([log[name], newer[name]]) for name in log}
+    return interaction_log.write_log_csv(combined, directory / "input_newer" / "log.csv")
 
 
 def run_pipeline(tmp_path: pathlib.Path, data_path, *extra: str, min_eval_auc: str = "0.55"):
@@ -25,6 +43,16 @@ def run_pipeline(tmp_path: pathlib.Path, data_path, *extra: str, min_eval_auc: s
                "--serving-model-dir", str(tmp_path / "saved_models" / "ranker"), *extra]
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=str(helpers.REPO_ROOT), timeout=1200)
+
+
+def artifacts(tmp_path: pathlib.Path, type_name: str) -> list:
+    """Every artefact of a type in the run's ML Metadata store."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = str(tmp_path / "mlmd" / "metadata.db")
+    return metadata_store.MetadataStore(config).get_artifacts_by_type(type_name)
 
 
 def tree_digest(directory: pathlib.Path) -> str:

@@ -1,5 +1,7 @@
 """End to end with HiSAC: CodebookFitter -> HistoryExampleGen (semantic tables beside the schema)
--> Trainer (HiSAC encoder) -> push; the pushed model serves in-graph and with precomputed agents."""
+-> Trainer (HiSAC encoder) -> push; the pushed model serves in-graph and with precomputed agents;
+a refresh on newer data (the last test: it re-runs the pipeline in the same root) pushes a new
+version with the new codebook and leaves the served one untouched."""
 import json
 
 import numpy as np
@@ -17,10 +19,18 @@ from tfrs_seqcompress.data import tf_data
 @pytest.fixture(scope="module")
 def hisac_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("hisac_pipeline")
-    result = runs.run_pipeline(tmp_path, runs.write_small_log(tmp_path), "--encoder", "hisac",
-                               "--codebook-levels", "4,3", "--fanouts", "2,2")
+    result = runs.run_pipeline(tmp_path, runs.write_small_log(tmp_path), *HISAC_ARGUMENTS)
     assert result.returncode == 0, result.stderr[-5000:]
     return tmp_path, result
+
+
+HISAC_ARGUMENTS = ("--encoder", "hisac", "--codebook-levels", "4,3", "--fanouts", "2,2")
+
+
+def _eval_record(tmp_path) -> bytes:
+    examples_dir = next((tmp_path / "root").glob("HistoryExampleGen/history_examples/*"))
+    files = tf.io.gfile.glob(tf_data.split_file_pattern(str(examples_dir), "eval"))
+    return next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP"))).numpy()
 
 
 def test_codebook_is_fitted_on_the_training_period_and_versioned(hisac_run):
@@ -44,9 +54,7 @@ def test_pushed_hisac_model_serves_in_graph_and_with_precomputed_agents(hisac_ru
     assert f"pushed model: {version_dir}" in result.stdout
     loaded = tf.saved_model.load(str(version_dir))
     assert {serving.COMPUTE_AGENTS_SIGNATURE, serving.SCORE_WITH_AGENTS_SIGNATURE} <= set(loaded.signatures)
-    examples_dir = next((tmp_path / "root").glob("HistoryExampleGen/history_examples/*"))
-    files = tf.io.gfile.glob(tf_data.split_file_pattern(str(examples_dir), "eval"))
-    record = next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP"))).numpy()
+    record = _eval_record(tmp_path)
     in_graph = loaded.signatures["serving_default"](examples=tf.constant([record]))["score"].numpy()
     agents = loaded.signatures[serving.COMPUTE_AGENTS_SIGNATURE](examples=tf.constant([record]))
     example = tf.train.Example.FromString(record)
@@ -58,3 +66,26 @@ def test_pushed_hisac_model_serves_in_graph_and_with_precomputed_agents(hisac_ru
     target.features.feature[F.AGENT_MASK].int64_list.value[:] = agents[F.AGENT_MASK].numpy().ravel()
     served = loaded.signatures[serving.SCORE_WITH_AGENTS_SIGNATURE](examples=tf.constant([target.SerializeToString()]))
     np.testing.assert_allclose(served["score"].numpy(), in_graph, rtol=1e-5, atol=1e-6)
+
+
+def test_refresh_pushes_a_new_version_with_the_new_codebook_and_leaves_the_served_one_alone(hisac_run):
+    tmp_path, _ = hisac_run
+    served = next((tmp_path / "saved_models" / "ranker").iterdir())
+    digest, record = runs.tree_digest(served), _eval_record(tmp_path)
+    scores = tf.saved_model.load(str(served)).signatures["serving_default"](examples=tf.constant([record]))["score"]
+    old_version = _artifact(tmp_path, "SemanticCodebook").custom_properties["version"].string_value
+
+    result = runs.run_pipeline(tmp_path, runs.write_newer_log(tmp_path), *HISAC_ARGUMENTS)
+    assert result.returncode == 0, result.stderr[-5000:]
+
+    versions = sorted((tmp_path / "saved_models" / "ranker").iterdir())
+    assert len(versions) == 2 and versions[0] == served
+    assert runs.tree_digest(served) == digest  # the served version is untouched, byte for byte
+    reloaded = tf.saved_model.load(str(served)).signatures["serving_default"](examples=tf.constant([record]))
+    np.testing.assert_array_equal(reloaded["score"].numpy(), scores.numpy())
+    codebooks = runs.artifacts(tmp_path, "SemanticCodebook")
+    new_version = {c.custom_properties["version"].string_value for c in codebooks} - {old_version}
+    assert len(codebooks) == 2 and len(new_version) == 1  # re-fitted on the newer training period
+    # The new model version was built with (and refuses anything but) the new codebook.
+    keras_metadata = (versions[1] / "keras_metadata.pb").read_bytes()
+    assert new_version.pop().encode() in keras_metadata and old_version.encode() not in keras_metadata

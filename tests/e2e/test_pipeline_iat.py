@@ -2,8 +2,6 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from ml_metadata import metadata_store
-from ml_metadata.proto import metadata_store_pb2
 
 from pipelines.components import data_schema_io
 from tests.e2e import runs
@@ -22,9 +20,7 @@ def iat_run(tmp_path_factory):
 
 
 def _artifact(tmp_path, type_name):
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(tmp_path / "mlmd" / "metadata.db")
-    artifacts = metadata_store.MetadataStore(config).get_artifacts_by_type(type_name)
+    artifacts = runs.artifacts(tmp_path, type_name)
     assert len(artifacts) == 1, artifacts
     return artifacts[0]
 

@@ -1,0 +1,52 @@
+"""HiSAC's tables on their way from the CodebookFitter's artefact to the Trainer (no TFX import):
+a broken, modified or foreign codebook is refused and nothing is copied."""
+import numpy as np
+import pytest
+
+from pipelines.components import semantic_io
+from tfrs_seqcompress.codebook import CodebookError, fit_residual_kmeans
+
+
+@pytest.fixture()
+def artefact(tmp_path):
+    vectors = np.random.default_rng(0).normal(size=(31, 4)).astype(np.float32)
+    fitted = fit_residual_kmeans(vectors[1:], (4, 2), seed=0)
+    source = tmp_path / "SemanticCodebook"
+    fitted.save(str(source / semantic_io.CODEBOOK_DIR))
+    semantic_io.save_item_vectors(str(source), vectors)
+    return source, fitted.version, vectors
+
+
+def test_checked_copy_copies_whole_tables(artefact, tmp_path):
+    source, version, vectors = artefact
+    target = tmp_path / "examples" / semantic_io.SEMANTIC_DIR
+    assert semantic_io.checked_copy(str(source), version, len(vectors), str(target)) == version
+    copied, copied_vectors = semantic_io.load_semantic_tables(str(target), expected_version=version)
+    np.testing.assert_array_equal(copied_vectors, vectors)
+    assert copied.level_sizes == (4, 2)
+
+
+def _truncate(source):
+    path = source / semantic_io.CODEBOOK_DIR / "codewords.npz"
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def _overwrite_metadata_version(source):
+    path = source / semantic_io.CODEBOOK_DIR / "metadata.json"
+    path.write_text(path.read_text().replace('"version": "', '"version": "0'))
+
+
+@pytest.mark.parametrize("damage,recorded,num_items,message", [
+    (_truncate, None, 31, "missing or truncated"),
+    (_overwrite_metadata_version, None, 31, "modified or partly written"),
+    (None, "another-version", 31, "on disk but 'another-version' in ML Metadata"),
+    (None, None, 40, "cover 31 item IDs; the examples have num_items 40"),
+])
+def test_bad_codebook_is_refused_and_nothing_is_copied(artefact, tmp_path, damage, recorded, num_items, message):
+    source, version, _ = artefact
+    if damage:
+        damage(source)
+    target = tmp_path / "examples" / semantic_io.SEMANTIC_DIR
+    with pytest.raises(CodebookError, match=message):
+        semantic_io.checked_copy(str(source), recorded or version, num_items, str(target))
+    assert not target.exists()
