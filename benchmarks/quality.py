@@ -85,6 +85,7 @@ class Benchmark:
     level_sizes: tuple[int, ...] = (16, 8)     # HiSAC's codebook
     fanouts: tuple[int, ...] = (4, 2)          # HiSAC's voting; the global clusters get prod(fanouts) codes
     long_tail: np.ndarray | None = None        # [num_examples] targets from a planted rare interest
+    codebook_seed: int | None = None           # None: each run fits its codebook with the run's seed
 
 
     @property
@@ -139,7 +140,8 @@ def semantic_arguments(bench: Benchmark, encoder: str, seed: int, result: dict) 
     known = semantic.known_rows(bench.item_vectors)
     sizes = bench.level_sizes if encoder == "hisac" else (int(np.prod(bench.fanouts)),)
     started = time.perf_counter()
-    fitted = codebook.fit_residual_kmeans(bench.item_vectors[known], sizes, seed=seed, keys=known)
+    codebook_seed = seed if bench.codebook_seed is None else bench.codebook_seed
+    fitted = codebook.fit_residual_kmeans(bench.item_vectors[known], sizes, seed=codebook_seed, keys=known)
     result["codebook_fit_seconds"] = time.perf_counter() - started
     result["quantisation_error"] = fitted.statistics["quantisation_error"][-1] / fitted.statistics["total_variance"]
     arguments = {"codebook": fitted, "item_vectors": bench.item_vectors}
@@ -312,6 +314,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="embed only the past label on the history, not the outcome features (ablation)")
     parser.add_argument("--codebook", default="16,8", help="HiSAC's codebook level sizes")
     parser.add_argument("--fanouts", default="4,2", help="HiSAC's voting fan-outs (K = their product)")
+    parser.add_argument("--codebook-seed", type=int,
+                        help="fit every run's codebook with this seed (default: the run's seed)")
     parser.add_argument("--source-epochs", type=int, help="IAT source-model epochs (default: --epochs)")
     parser.add_argument("--iat-base-last-n", type=int, help="IAT's DIN base over the last N events (default: all)")
     parser.add_argument("--tag", default="", help="suffix of the result file names, e.g. 'label_only'")
@@ -326,7 +330,7 @@ def main(argv: list[str] | None = None) -> dict:
                       cutoff=cutoff, epochs=args.epochs, batch_size=args.batch_size, token_dim=args.token_dim,
                       embed_outcomes=not args.no_outcomes, item_vectors=semantic.content_vectors(data),
                       level_sizes=_ints(args.codebook), fanouts=_ints(args.fanouts),
-                      long_tail=None, source_epochs=args.source_epochs,
+                      long_tail=None, source_epochs=args.source_epochs, codebook_seed=args.codebook_seed,
                       iat_overrides={"base_last_n": args.iat_base_last_n} if args.iat_base_last_n else {})
     bench.long_tail = long_tail_targets(world, bench.targets)
     train_rows, test_rows = bench.split_rows()
@@ -336,6 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"dataset": args.dataset, "history_length": args.history_length, "epochs": args.epochs,
               "batch_size": args.batch_size, "token_dim": args.token_dim, "seeds": seeds,
               "codebook": list(bench.level_sizes), "fanouts": list(bench.fanouts),
+              "codebook_seed": args.codebook_seed,
               "source_epochs": bench.source_epochs or bench.epochs, "iat_overrides": bench.iat_overrides,
               "outcome_side_information": list(bench.schema.outcome_features) if bench.embed_outcomes else [],
               "mean_history": args.mean_history, "targets_per_user": args.targets_per_user,
