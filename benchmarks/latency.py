@@ -79,6 +79,7 @@ def measure(world, codebook, vectors, length: int, calls: int) -> dict:
     targets = {name: request[name] for name in F.TARGET_FIELDS + schema.context_features}
     targets[F.AGENT_VECTORS] = tf.repeat(agents[F.AGENT_VECTORS], CANDIDATES, axis=0)
     targets[F.AGENT_MASK] = tf.repeat(agents[F.AGENT_MASK], CANDIDATES, axis=0)
+    targets[F.AGENT_WEIGHTS] = tf.repeat(agents[F.AGENT_WEIGHTS], CANDIDATES, axis=0)
     rows = {"din_full": timed(tf.function(din.call), request, calls=calls),
             "hisac": timed(tf.function(hisac.call), request, calls=calls),
             "hisac_precomputed": timed(tf.function(hisac.score_with_agents), targets, calls=calls),

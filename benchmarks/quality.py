@@ -200,6 +200,7 @@ def serving_latency_ms(model: models.RankingModel, schema: F.DataSchema, test: d
         targets = {name: rows[name] for name in F.TARGET_FIELDS + schema.context_features}
         targets[F.AGENT_VECTORS] = np.repeat(agents[F.AGENT_VECTORS].numpy(), len(request), axis=0)
         targets[F.AGENT_MASK] = np.repeat(agents[F.AGENT_MASK].numpy(), len(request), axis=0)
+        targets[F.AGENT_WEIGHTS] = np.repeat(agents[F.AGENT_WEIGHTS].numpy(), len(request), axis=0)
         p50, p99 = timed(_scores(functions[serving.SCORE_WITH_AGENTS_SIGNATURE]),
                          tf.constant(F.to_tf_examples(targets)), calls=SERVING_CALLS)
         latency.update({"serving_agents_ms_p50": p50, "serving_agents_ms_p99": p99})

@@ -60,6 +60,8 @@ def test_precomputed_agents_score_like_the_in_graph_path_in_a_fresh_process(expo
         "    target['agent_vectors'] = tf.train.Feature(float_list=tf.train.FloatList("
         "value=agents['agent_vectors'].numpy().ravel()))\n"
         "    target['agent_mask'] = tf.train.Feature(int64_list=tf.train.Int64List(value=agents['agent_mask'].numpy().ravel()))\n"
+        "    target['agent_weights'] = tf.train.Feature(float_list=tf.train.FloatList("
+        "value=agents['agent_weights'].numpy().ravel()))\n"
         "    candidates.append(tf.train.Example(features=tf.train.Features(feature=target)).SerializeToString())\n"
         "served = model.signatures['score_with_agents'](examples=tf.constant(candidates))['score'].numpy()\n"
         "print(json.dumps({'in_graph': in_graph.tolist(), 'agents': served.tolist(), "
@@ -77,7 +79,7 @@ def test_agent_requests_without_agents_are_refused(exported):
     export_dir, _, request = exported
     signature = tf.saved_model.load(str(export_dir)).signatures[serving.SCORE_WITH_AGENTS_SIGNATURE]
     target_only = F.to_tf_examples({name: request[name][:2] for name in F.TARGET_FIELDS + ("hour", "device", "price")})
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Feature: agent_(mask|vectors) .* is required"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Feature: agent_(mask|vectors|weights) .* is required"):
         signature(examples=tf.constant(target_only))
 
 

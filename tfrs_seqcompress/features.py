@@ -52,9 +52,11 @@ HISTORY_TOKEN = "hist_token"
 # IAT: which source model made those tokens, int64 scalar ``token_version_id(version)``; the ranking
 # model refuses examples (and serving requests) whose tokens come from another version.
 TOKEN_VERSION = "token_version"
-# HiSAC's precomputed agents of a user's history, sent instead of the history: float32 [K, D], int64 [K].
+# HiSAC's precomputed agents of a user's history, sent instead of the history: vectors float32 [K, D],
+# mask int64 [K] (1 on live agents), weights float32 [K] (each agent's share of the history's votes).
 AGENT_VECTORS = "agent_vectors"
 AGENT_MASK = "agent_mask"
+AGENT_WEIGHTS = "agent_weights"
 
 # Columns every interaction log must have.
 LOG_COLUMNS: tuple[str, ...] = (USER_ID, ITEM_ID, TIMESTAMP, LABEL, CATEGORY)

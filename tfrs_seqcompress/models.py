@@ -174,27 +174,32 @@ class RankingModel(tfrs.models.Model):
         return hasattr(self.encoder, "compute_agents")
 
     def compute_agents(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """A history's agents, once per user: ``agent_vectors`` ``[B, K, D]``, ``agent_mask`` ``[B, K]`` int64.
+        """A history's agents, once per user: ``agent_vectors`` ``[B, K, D]``, ``agent_mask`` ``[B, K]``
+        int64, ``agent_weights`` ``[B, K]`` float32 (vote shares).
 
         ``features`` are history examples (the target fields may be anything: agents never see them)."""
         if not self.supports_agents():
             raise ValueError(f"{type(self.encoder).__name__} has no agents to precompute (HiSAC and global clusters do).")
         self.check_features(features)
         agents = self.encoder.compute_agents(self.encoder_inputs(features))
-        return {F.AGENT_VECTORS: agents["agent_vectors"], F.AGENT_MASK: tf.cast(agents["agent_mask"], tf.int64)}
+        return {F.AGENT_VECTORS: agents["agent_vectors"], F.AGENT_MASK: tf.cast(agents["agent_mask"], tf.int64),
+                F.AGENT_WEIGHTS: agents["agent_weights"]}
 
     def score_with_agents(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """``[B]`` logits of candidates scored against precomputed agents: O(K) per candidate, no history.
 
-        ``features``: the target fields and context features, plus ``agent_vectors`` ``[B, K, D]``
-        and ``agent_mask`` ``[B, K]`` from ``compute_agents`` (one row per candidate)."""
-        missing = [name for name in F.TARGET_FIELDS + self.schema.context_features + (F.AGENT_VECTORS, F.AGENT_MASK)
+        ``features``: the target fields and context features, plus ``agent_vectors`` ``[B, K, D]``,
+        ``agent_mask`` and ``agent_weights`` ``[B, K]`` from ``compute_agents`` (one row per candidate)."""
+        agent_features = (F.AGENT_VECTORS, F.AGENT_MASK, F.AGENT_WEIGHTS)
+        missing = [name for name in F.TARGET_FIELDS + self.schema.context_features + agent_features
                    if name not in features]
         if missing:
             raise ValueError(f"score_with_agents is missing feature(s) {missing}; got {sorted(features)}.")
         candidate = self.embed_items(features[F.ITEM_ID], features[F.CATEGORY])
         interest = self.encoder.attend_agents(tf.cast(features[F.AGENT_VECTORS], tf.float32),
-                                              tf.cast(features[F.AGENT_MASK], tf.bool), candidate, features[F.ITEM_ID])
+                                              tf.cast(features[F.AGENT_MASK], tf.bool),
+                                              tf.cast(features[F.AGENT_WEIGHTS], tf.float32), candidate,
+                                              features[F.ITEM_ID])
         return self.logits(candidate, interest, features)
 
     def check_codebook(self, codebook: Codebook) -> None:

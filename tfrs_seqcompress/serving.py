@@ -58,6 +58,7 @@ def agent_parse_spec(model: tf.keras.Model, schema: F.DataSchema) -> dict:
     spec = {name: tf.io.FixedLenFeature([], tf.int64) for name in F.TARGET_FIELDS + schema.context_features}
     spec[F.AGENT_VECTORS] = tf.io.FixedLenFeature([num_agents, dim], tf.float32)
     spec[F.AGENT_MASK] = tf.io.FixedLenFeature([num_agents], tf.int64)
+    spec[F.AGENT_WEIGHTS] = tf.io.FixedLenFeature([num_agents], tf.float32)
     return spec
 
 

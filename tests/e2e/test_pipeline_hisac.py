@@ -64,6 +64,7 @@ def test_pushed_hisac_model_serves_in_graph_and_with_precomputed_agents(hisac_ru
             target.features.feature[name].CopyFrom(feature)
     target.features.feature[F.AGENT_VECTORS].float_list.value[:] = agents[F.AGENT_VECTORS].numpy().ravel()
     target.features.feature[F.AGENT_MASK].int64_list.value[:] = agents[F.AGENT_MASK].numpy().ravel()
+    target.features.feature[F.AGENT_WEIGHTS].float_list.value[:] = agents[F.AGENT_WEIGHTS].numpy().ravel()
     served = loaded.signatures[serving.SCORE_WITH_AGENTS_SIGNATURE](examples=tf.constant([target.SerializeToString()]))
     np.testing.assert_allclose(served["score"].numpy(), in_graph, rtol=1e-5, atol=1e-6)
 

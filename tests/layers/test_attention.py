@@ -44,3 +44,17 @@ def test_target_attention_config_round_trip(tmp_path):
     layer = attention.TargetAttention(hidden_units=(6,), activation="tanh")
     clone = attention.TargetAttention.from_config(layer.get_config())
     assert clone.hidden_units == (6,) and clone.activation == "tanh"
+
+
+def test_a_prior_multiplies_the_attention_weights():
+    rng = np.random.default_rng(1)
+    history = rng.normal(size=(2, 4, 3)).astype(np.float32)
+    candidate = rng.normal(size=(2, 3)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)
+    prior = np.array([[0.7, 0.2, 0.1, 0.0], [0.25, 0.25, 0.25, 0.25]], np.float32)
+    layer = attention.TargetAttention(hidden_units=(8,))
+    plain = layer.attention_weights(history, mask, candidate).numpy()
+    weighted = layer.attention_weights(history, mask, candidate, prior=prior).numpy()
+    expected = plain * prior / (plain * prior).sum(-1, keepdims=True)  # weights ∝ prior * exp(score)
+    np.testing.assert_allclose(weighted, expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(weighted[1], plain[1], rtol=1e-5)  # a uniform prior changes nothing

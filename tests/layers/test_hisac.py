@@ -127,9 +127,26 @@ def test_precomputed_agents_give_the_in_graph_interest(small_tables):
     in_graph = encoder(inputs)
     agents = encoder.compute_agents(inputs)
     assert agents["agent_vectors"].shape == (5, 4, 6)
-    served = encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], inputs[base.CANDIDATE_EMBEDDING],
-                                   inputs[base.CANDIDATE_ITEM_ID])
+    served = encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], agents["agent_weights"],
+                                   inputs[base.CANDIDATE_EMBEDDING], inputs[base.CANDIDATE_ITEM_ID])
     np.testing.assert_allclose(served.numpy(), in_graph.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_before_the_scorer_has_learnt_the_interest_is_the_vote_weighted_mean_of_agents(small_tables):
+    """The votes are the candidate attention's prior: with a constant scorer a one-event agent
+    does not weigh as much as the main interest (a uniform mix stalled training for some seeds)."""
+    codebook, vectors = small_tables
+    encoder = hisac.HiSACEncoder(hisac.SemanticIds.from_codebook(codebook, vectors), fanouts=(2, 2))
+    item_ids = np.array([[1, 1, 1, 2, 2, 2, 3, 9, 9, 17, 25, 26]])
+    inputs = _encoder_inputs(encoder.semantic_ids, item_ids, item_ids > 0)
+    encoder(inputs)
+    last = encoder.agent_attention._scorer.layers[-1]
+    last.set_weights([np.zeros_like(weight) for weight in last.get_weights()])  # every agent scores the same
+    agents = encoder.compute_agents(inputs)
+    weights = agents["agent_weights"].numpy()
+    assert len(set(np.round(weights[0][weights[0] > 0], 4))) > 1  # the agents really got unequal votes
+    expected = np.einsum("bk,bkd->bd", weights, agents["agent_vectors"].numpy())
+    np.testing.assert_allclose(encoder(inputs).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["hisac", "global_clusters"])
@@ -165,6 +182,23 @@ def test_codebook_of_another_version_or_shape_is_refused(small_tables):
         hisac.SemanticIds.from_codebook(codebook, vectors[:, :3])
 
 
+def test_before_the_scorer_has_learnt_the_interest_is_the_vote_weighted_mean_of_agents(small_tables):
+    """The votes are the candidate attention's prior: with a constant scorer a one-event agent
+    does not weigh as much as the main interest (a uniform mix stalled training for some seeds)."""
+    codebook, vectors = small_tables
+    encoder = hisac.HiSACEncoder(hisac.SemanticIds.from_codebook(codebook, vectors), fanouts=(2, 2))
+    item_ids = np.array([[1, 1, 1, 2, 2, 2, 3, 9, 9, 17, 25, 26]])
+    inputs = _encoder_inputs(encoder.semantic_ids, item_ids, item_ids > 0)
+    encoder(inputs)
+    last = encoder.agent_attention._scorer.layers[-1]
+    last.set_weights([np.zeros_like(weight) for weight in last.get_weights()])  # every agent scores the same
+    agents = encoder.compute_agents(inputs)
+    weights = agents["agent_weights"].numpy()
+    assert len(set(np.round(weights[0][weights[0] > 0], 4))) > 1  # the agents really got unequal votes
+    expected = np.einsum("bk,bkd->bd", weights, agents["agent_vectors"].numpy())
+    np.testing.assert_allclose(encoder(inputs).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["hisac", "global_clusters"])
 def test_semantic_encoders_round_trip_with_their_tables(small_tables, name, tmp_path):
     codebook, vectors = small_tables
@@ -181,6 +215,6 @@ def test_agents_can_be_computed_before_the_encoder_was_ever_called(small_tables)
     item_ids = np.random.default_rng(5).integers(0, 31, size=(2, 6))
     inputs = _encoder_inputs(encoder.semantic_ids, item_ids, item_ids > 0)
     agents = encoder.compute_agents(inputs)  # e.g. an offline job on a freshly restored model
-    served = encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], inputs[base.CANDIDATE_EMBEDDING],
-                                   inputs[base.CANDIDATE_ITEM_ID])
+    served = encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], agents["agent_weights"],
+                                   inputs[base.CANDIDATE_EMBEDDING], inputs[base.CANDIDATE_ITEM_ID])
     np.testing.assert_allclose(served.numpy(), encoder(inputs).numpy(), rtol=1e-6, atol=1e-6)

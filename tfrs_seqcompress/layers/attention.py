@@ -9,6 +9,7 @@ from typing import Sequence
 import tensorflow as tf
 
 _MASKED_SCORE = -1e9
+_MIN_PRIOR = 1e-9
 
 
 def masked_softmax(scores: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -49,16 +50,24 @@ class TargetAttention(tf.keras.layers.Layer):
             [tf.keras.layers.Dense(units, activation=activation) for units in self.hidden_units]
             + [tf.keras.layers.Dense(1)])
 
-    def call(self, history: tf.Tensor, mask: tf.Tensor, candidate: tf.Tensor) -> tf.Tensor:
-        """Args: history ``[B, L, D]``, mask ``[B, L]``, candidate ``[B, D]``. Returns ``[B, D]``."""
-        weights = self.attention_weights(history, mask, candidate)
+    def call(self, history: tf.Tensor, mask: tf.Tensor, candidate: tf.Tensor,
+             prior: tf.Tensor | None = None) -> tf.Tensor:
+        """Args: history ``[B, L, D]``, mask ``[B, L]``, candidate ``[B, D]``, optional ``prior``
+        ``[B, L]`` (positive weights on real entries). Returns ``[B, D]``."""
+        weights = self.attention_weights(history, mask, candidate, prior)
         return tf.einsum("bl,bld->bd", weights, history)
 
-    def attention_weights(self, history: tf.Tensor, mask: tf.Tensor, candidate: tf.Tensor) -> tf.Tensor:
-        """``[B, L]`` masked softmax weights of the history events for the candidate."""
+    def attention_weights(self, history: tf.Tensor, mask: tf.Tensor, candidate: tf.Tensor,
+                          prior: tf.Tensor | None = None) -> tf.Tensor:
+        """``[B, L]`` masked softmax weights of the history entries for the candidate.
+
+        With a ``prior`` the weights are ``prior * exp(score)``, renormalised: an untrained scorer
+        starts from the prior's weighted mean (e.g. HiSAC's agents weighted by their votes)."""
         candidate = tf.broadcast_to(candidate[:, None, :], tf.shape(history))
         pairs = tf.concat([history, candidate, history - candidate, history * candidate], axis=-1)
         scores = tf.squeeze(self._scorer(pairs), axis=-1)
+        if prior is not None:
+            scores += tf.math.log(tf.maximum(tf.cast(prior, scores.dtype), _MIN_PRIOR))
         return masked_softmax(scores, mask)
 
     def get_config(self):
