@@ -293,6 +293,27 @@ def plot(report: dict, path: pathlib.Path) -> None:
     plt.close(figure)
 
 
+SETTINGS = ("dataset", "history_length", "epochs", "batch_size", "token_dim", "seeds", "codebook", "fanouts",
+            "codebook_seed", "source_epochs", "iat_overrides", "outcome_side_information", "mean_history",
+            "targets_per_user", "train_examples", "test_examples")
+
+
+def updatable_report(json_path: pathlib.Path, report: dict) -> dict:
+    """The existing report at ``json_path``, whose rows this run will replace.
+
+    Raises:
+      ValueError: no such file, or it was made with other settings (its rows would not compare).
+    """
+    if not json_path.exists():
+        raise ValueError(f"--update: no earlier results at {json_path}.")
+    earlier = json.loads(json_path.read_text())
+    differing = [name for name in SETTINGS if earlier.get(name) != report.get(name)]
+    if differing:
+        raise ValueError(f"--update: {json_path} was made with other settings {differing}: "
+                         + ", ".join(f"{name} {earlier.get(name)!r} vs {report.get(name)!r}" for name in differing))
+    return {**earlier, "machine": report["machine"]}
+
+
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(value) for value in text.split(","))
 
@@ -320,6 +341,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--source-epochs", type=int, help="IAT source-model epochs (default: --epochs)")
     parser.add_argument("--iat-base-last-n", type=int, help="IAT's DIN base over the last N events (default: all)")
     parser.add_argument("--tag", default="", help="suffix of the result file names, e.g. 'label_only'")
+    parser.add_argument("--update", action="store_true",
+                        help="re-run only --encoders and replace their rows in the existing result file "
+                             "(refused if it was made with other settings)")
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",")]
     encoders = args.encoders.split(",")
@@ -351,6 +375,8 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir = pathlib.Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     json_path = output_dir / f"quality_{args.dataset}{'_' + args.tag if args.tag else ''}.json"
+    if args.update:
+        report = updatable_report(json_path, report)
     for encoder in encoders:
         runs = []
         for seed in seeds:
