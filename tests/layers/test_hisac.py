@@ -182,23 +182,6 @@ def test_codebook_of_another_version_or_shape_is_refused(small_tables):
         hisac.SemanticIds.from_codebook(codebook, vectors[:, :3])
 
 
-def test_before_the_scorer_has_learnt_the_interest_is_the_vote_weighted_mean_of_agents(small_tables):
-    """The votes are the candidate attention's prior: with a constant scorer a one-event agent
-    does not weigh as much as the main interest (a uniform mix stalled training for some seeds)."""
-    codebook, vectors = small_tables
-    encoder = hisac.HiSACEncoder(hisac.SemanticIds.from_codebook(codebook, vectors), fanouts=(2, 2))
-    item_ids = np.array([[1, 1, 1, 2, 2, 2, 3, 9, 9, 17, 25, 26]])
-    inputs = _encoder_inputs(encoder.semantic_ids, item_ids, item_ids > 0)
-    encoder(inputs)
-    last = encoder.agent_attention._scorer.layers[-1]
-    last.set_weights([np.zeros_like(weight) for weight in last.get_weights()])  # every agent scores the same
-    agents = encoder.compute_agents(inputs)
-    weights = agents["agent_weights"].numpy()
-    assert len(set(np.round(weights[0][weights[0] > 0], 4))) > 1  # the agents really got unequal votes
-    expected = np.einsum("bk,bkd->bd", weights, agents["agent_vectors"].numpy())
-    np.testing.assert_allclose(encoder(inputs).numpy(), expected, rtol=1e-5, atol=1e-6)
-
-
 @pytest.mark.parametrize("name", ["hisac", "global_clusters"])
 def test_semantic_encoders_round_trip_with_their_tables(small_tables, name, tmp_path):
     codebook, vectors = small_tables
