@@ -108,13 +108,6 @@ def user_history_examples(events: Mapping[str, np.ndarray], schema: F.DataSchema
     return HistoryIndex(events, schema).examples()
 
 
-def concat_examples(parts: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Concatenates example column dicts along the batch axis."""
-    if not parts:
-        raise ValueError("No examples to concatenate.")
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-
-
 def build_history_examples(log: Mapping[str, np.ndarray], schema: F.DataSchema,
                            min_history: int = 0) -> dict[str, np.ndarray]:
     """Builds history examples for every event of an in-memory log.
