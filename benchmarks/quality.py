@@ -21,8 +21,8 @@ For agent-based encoders the serving latency is also measured on the precomputed
     python -m benchmarks.quality                              # MovieLens-100K, 3 seeds
     python -m benchmarks.quality --dataset synthetic --history-length 200
     python -m benchmarks.quality --encoders din_full,iat_user_order --seeds 0
-    python -m benchmarks.quality --dataset synthetic --mean-history 3000 --targets-per-user 50 \
-        --history-length 10000 --batch-size 64 --tag L10000      # long histories
+    python -m benchmarks.quality --dataset synthetic --mean-history 3000 --targets-per-user 60 \
+        --history-length 10000 --batch-size 128 --tag L10000     # long histories
 
 Histories are built batch by batch from the log (``data.history.HistoryIndex``), so L = 10,000 fits
 in memory; ``--targets-per-user`` samples each user's ranking targets (seeded) when every event of
