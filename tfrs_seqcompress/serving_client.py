@@ -1,0 +1,115 @@
+"""Client side of a TF Serving deployment: requests built from the data contract's features.
+
+A request ranks C candidates for one user. Each candidate becomes one serialized ``tf.Example``
+holding the user's history (``hist_*`` ``[L]``, ``hist_mask``; for IAT also ``hist_token``
+``[L, d]`` and ``token_version``) and the candidate's own fields — exactly the examples the model
+was trained on — checked against the contract first, so a bad request fails here with the
+feature's name rather than as INVALID_ARGUMENT from the server. For HiSAC's precomputed path the
+history is replaced by the user's agents (``agent_vectors`` / ``agent_mask`` / ``agent_weights``
+from the ``compute_agents`` signature).
+
+Example::
+
+    serialized = candidate_examples(user_history, candidates, schema)
+    request = grpc_request(serialized, model_name="ranker")   # PredictionService/Predict on :8500
+    body = rest_request(serialized)                           # POST :8501/v1/models/ranker:predict
+    scores = response_scores(stub.Predict(request, timeout=1.0))
+"""
+from __future__ import annotations
+
+import base64
+from typing import Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress import serving
+
+CANDIDATE_FIELDS = (F.ITEM_ID, F.CATEGORY, F.TIMESTAMP)
+
+
+def _per_candidate(user: Mapping[str, np.ndarray], candidates: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The user's features repeated once per candidate, plus the candidates' own columns."""
+    if F.ITEM_ID not in candidates:
+        raise ValueError(f"Candidates are missing feature {F.ITEM_ID!r}; got {sorted(candidates)}.")
+    count = len(np.asarray(candidates[F.ITEM_ID]))
+    if count == 0:
+        raise ValueError("A request needs at least one candidate; got none.")
+    columns = {name: np.repeat(np.asarray(values)[None], count, axis=0) for name, values in user.items()}
+    columns.update({name: np.asarray(values) for name, values in candidates.items()})
+    return columns
+
+
+def candidate_examples(user: Mapping[str, np.ndarray], candidates: Mapping[str, np.ndarray],
+                       schema: F.DataSchema) -> list[bytes]:
+    """Serialized examples for ``serving_default``, one per candidate, checked against the contract.
+
+    Args:
+      user: ``user_id`` (scalar) and the history: every ``hist_<field>`` and ``hist_mask`` ``[L]``
+        (right-aligned, as ``data.history`` builds them); for IAT ``hist_token`` ``[L, d]`` and
+        ``token_version``.
+      candidates: ``item_id``, ``category``, ``timestamp`` (the request time) and the context
+        features, each ``[C]``.
+      schema: the model's data contract.
+
+    Raises:
+      ValueError: naming a missing, misshapen or out-of-range feature, a history event at or after
+        the request time, or tokens of another version.
+    """
+    columns = _per_candidate(user, candidates)
+    checked = F.validate_examples(columns, schema, with_label=False)
+    if schema.token_dim:
+        checked[F.HISTORY_TOKEN] = np.asarray(columns[F.HISTORY_TOKEN], np.float32)
+    return F.to_tf_examples(checked)
+
+
+def agent_examples(agents: Mapping[str, np.ndarray], user_id: int, candidates: Mapping[str, np.ndarray],
+                   schema: F.DataSchema) -> list[bytes]:
+    """Serialized examples for ``score_with_agents``: each candidate plus the user's agents.
+
+    Args:
+      agents: one user's ``agent_vectors`` ``[K, D]``, ``agent_mask`` ``[K]``, ``agent_weights``
+        ``[K]`` (a row of the ``compute_agents`` output).
+      user_id: the user.
+      candidates: as for ``candidate_examples``.
+
+    Raises:
+      ValueError: a missing agent or candidate feature, or agents of inconsistent shapes.
+    """
+    missing = [name for name in (F.AGENT_VECTORS, F.AGENT_MASK, F.AGENT_WEIGHTS) if name not in agents]
+    missing += [name for name in CANDIDATE_FIELDS + schema.context_features if name not in candidates]
+    if missing:
+        raise ValueError(f"score_with_agents needs feature(s) {missing}.")
+    vectors = np.asarray(agents[F.AGENT_VECTORS], np.float32)
+    mask, weights = np.asarray(agents[F.AGENT_MASK], np.int64), np.asarray(agents[F.AGENT_WEIGHTS], np.float32)
+    if vectors.ndim != 2 or mask.shape != (len(vectors),) or weights.shape != mask.shape:
+        raise ValueError(f"Agents must be {F.AGENT_VECTORS!r} [K, D] with {F.AGENT_MASK!r} and {F.AGENT_WEIGHTS!r} "
+                         f"[K]; got {list(vectors.shape)}, {list(mask.shape)}, {list(weights.shape)}.")
+    user = {F.USER_ID: np.int64(user_id), F.AGENT_VECTORS: vectors, F.AGENT_MASK: mask, F.AGENT_WEIGHTS: weights}
+    return F.to_tf_examples(_per_candidate(user, candidates))
+
+
+def grpc_request(serialized_examples: Sequence[bytes], model_name: str = "ranker",
+                 signature_name: str = serving.SIGNATURE_NAME, version: int | None = None):
+    """A ``tensorflow_serving.apis`` ``PredictRequest`` (for ``PredictionService/Predict``)."""
+    request = serving.predict_request(serialized_examples, model_name)
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = version
+    return request
+
+
+def rest_request(serialized_examples: Sequence[bytes], signature_name: str = serving.SIGNATURE_NAME) -> dict:
+    """The same request as TF Serving's REST JSON (``POST /v1/models/<name>:predict``): binary
+    strings travel base64-encoded as ``{"b64": ...}``."""
+    return {"signature_name": signature_name,
+            "instances": [{serving.INPUT_KEY: {"b64": base64.b64encode(record).decode("ascii")}}
+                          for record in serialized_examples]}
+
+
+def response_scores(response) -> np.ndarray:
+    """``[C]`` scores from a ``PredictResponse``."""
+    if serving.SCORE_KEY not in response.outputs:
+        raise ValueError(f"The response has no {serving.SCORE_KEY!r} output; got {sorted(response.outputs)}.")
+    return tf.make_ndarray(response.outputs[serving.SCORE_KEY])
