@@ -55,3 +55,22 @@ def run_python(code: str, *args: str, timeout: int = 600) -> subprocess.Complete
                             timeout=timeout, env=env, cwd=str(REPO_ROOT))
     assert result.returncode == 0, f"fresh process failed:\n{result.stderr[-4000:]}"
     return result
+
+
+def trained_hisac_model():
+    """(world, examples, model): a small synthetic world and a HiSAC ranking model (2 x 2 agents
+    over a 4 x 4 codebook of the content vectors) trained one epoch on it, seeded."""
+    from tfrs_seqcompress import models
+    from tfrs_seqcompress.codebook import fit_residual_kmeans
+    from tfrs_seqcompress.data import history, semantic, synthetic, tf_data
+
+    world = synthetic.generate(synthetic.SyntheticConfig(num_users=20, mean_history=60, history_length=12, seed=2))
+    schema = world.dataset.schema
+    examples = history.build_history_examples(world.dataset.log, schema)
+    vectors = semantic.content_vectors(world.dataset)
+    known = semantic.known_rows(vectors)
+    tf.keras.utils.set_random_seed(0)
+    model = models.build_ranking_model(schema, "hisac", codebook=fit_residual_kmeans(vectors[known], (4, 4), keys=known),
+                                       item_vectors=vectors, fanouts=(2, 2))
+    model.fit(tf_data.dataset_from_columns(examples, 128), epochs=1, verbose=0)
+    return world, examples, model

@@ -9,23 +9,14 @@ import tensorflow as tf
 from tests import helpers
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import models, serving
-from tfrs_seqcompress.codebook import fit_residual_kmeans
-from tfrs_seqcompress.data import history, semantic, synthetic, tf_data
 
 CANDIDATES = 12
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    world = synthetic.generate(synthetic.SyntheticConfig(num_users=20, mean_history=60, history_length=12, seed=2))
+    world, examples, model = helpers.trained_hisac_model()
     schema = world.dataset.schema
-    examples = history.build_history_examples(world.dataset.log, schema)
-    vectors = semantic.content_vectors(world.dataset)
-    known = semantic.known_rows(vectors)
-    tf.keras.utils.set_random_seed(0)
-    model = models.build_ranking_model(schema, "hisac", codebook=fit_residual_kmeans(vectors[known], (4, 4), keys=known),
-                                       item_vectors=vectors, fanouts=(2, 2))
-    model.fit(tf_data.dataset_from_columns(examples, 128), epochs=1, verbose=0)
     # One user's request: the last history, scored against CANDIDATES candidate items.
     row = len(examples[F.USER_ID]) - 1
     request = {name: np.repeat(values[row:row + 1], CANDIDATES, axis=0) for name, values in examples.items()}

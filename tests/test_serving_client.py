@@ -7,25 +7,17 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
+from tests import helpers
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import models, serving, serving_client
-from tfrs_seqcompress.codebook import fit_residual_kmeans
-from tfrs_seqcompress.data import history, semantic, synthetic, tf_data
+from tfrs_seqcompress import serving, serving_client
 
 CANDIDATES = 10
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    world = synthetic.generate(synthetic.SyntheticConfig(num_users=20, mean_history=60, history_length=12, seed=2))
+    world, examples, model = helpers.trained_hisac_model()
     schema = world.dataset.schema
-    examples = history.build_history_examples(world.dataset.log, schema)
-    vectors = semantic.content_vectors(world.dataset)
-    known = semantic.known_rows(vectors)
-    tf.keras.utils.set_random_seed(0)
-    model = models.build_ranking_model(schema, "hisac", codebook=fit_residual_kmeans(vectors[known], (4, 4), keys=known),
-                                       item_vectors=vectors, fanouts=(2, 2))
-    model.fit(tf_data.dataset_from_columns(examples, 128), epochs=1, verbose=0)
     export_dir = tmp_path_factory.mktemp("saved_models") / "ranker" / "1"
     serving.export_serving_model(model, str(export_dir))
     row = len(examples[F.USER_ID]) - 1  # one user's latest history, 10 candidate items
