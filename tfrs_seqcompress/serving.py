@@ -10,10 +10,12 @@ The exported SavedModel follows TF Serving's conventions:
 * ``assets.extra/tf_serving_warmup_requests``: a TFRecord of ``PredictionLog``s (at most 1,000)
   that TF Serving replays on load so the first real request is not slow;
 * for models whose encoder compresses the history into agents (HiSAC, global clusters), two more
-  signatures: ``compute_agents(examples) -> {agent_vectors [B, K, D], agent_mask [B, K]}`` run
-  offline once per user on a history example, and ``score_with_agents(examples) -> {score, logit}``
-  over examples holding only the target and context features plus ``agent_vectors`` (``K * D``
-  floats) and ``agent_mask`` (``K`` ints): online cost O(K) per candidate, whatever the history length.
+  signatures: ``compute_agents(examples) -> {agent_vectors [B, K, D], agent_mask [B, K],
+  agent_weights [B, K]}`` run offline once per user on a history example, and
+  ``score_with_agents(examples) -> {score, logit}`` over examples holding only the target and
+  context features plus ``agent_vectors`` (``K * D`` floats), ``agent_mask`` (``K`` ints) and
+  ``agent_weights`` (``K`` floats, the vote shares): online cost O(K) per candidate, whatever the
+  history length.
 
 Example::
 
