@@ -4,7 +4,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_log_pb2, prediction_service_pb2_grpc
 
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import models, serving, serving_client, serving_harness
@@ -23,16 +23,17 @@ def server(tmp_path_factory):
         tf.keras.utils.set_random_seed(version)
         model = models.build_ranking_model(schema, "mean")
         model.fit(tf_data.dataset_from_columns(examples, 256), epochs=1, verbose=0)
-        serving.export_serving_model(model, str(base_path / str(version)))
+        serving.export_serving_model(model, str(base_path / str(version)), model_name="ranker",
+                                     warmup_examples=F.to_tf_examples(batch))
         expected[version] = tf.sigmoid(model({name: tf.constant(values) for name, values in batch.items()})).numpy()
     grpc_server, port = serving_harness.start_server("ranker", str(base_path))
     stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
-    yield stub, F.to_tf_examples(batch), expected
+    yield stub, F.to_tf_examples(batch), expected, base_path
     grpc_server.stop(grace=None)
 
 
 def test_predict_serves_the_newest_version_or_the_one_asked_for(server):
-    stub, serialized, expected = server
+    stub, serialized, expected, _ = server
     response = stub.Predict(serving_client.grpc_request(serialized), timeout=30)
     assert response.model_spec.version.value == 2
     np.testing.assert_allclose(serving_client.response_scores(response), expected[2], rtol=1e-5, atol=1e-6)
@@ -47,7 +48,7 @@ def _status(stub, request) -> grpc.StatusCode:
 
 
 def test_bad_requests_get_tf_serving_status_codes_and_the_server_keeps_serving(server):
-    stub, serialized, expected = server
+    stub, serialized, expected, _ = server
     code, details = _status(stub, serving_client.grpc_request([b"not a tf.Example"] + serialized[1:]))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "parse" in details.lower()
     truncated = [record[: len(record) // 2] for record in serialized]
@@ -66,3 +67,13 @@ def test_bad_requests_get_tf_serving_status_codes_and_the_server_keeps_serving(s
     # Still serving, same answers.
     response = stub.Predict(serving_client.grpc_request(serialized), timeout=30)
     np.testing.assert_allclose(serving_client.response_scores(response), expected[2], rtol=1e-5, atol=1e-6)
+
+
+def test_the_warmup_file_replays_through_the_service(server):
+    stub, serialized, expected, base_path = server
+    warmup = tf.data.TFRecordDataset(str(base_path / "2" / serving.WARMUP_FILE))
+    replayed = 0
+    for record in warmup.as_numpy_iterator():
+        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        replayed += len(serving_client.response_scores(stub.Predict(request, timeout=30)))
+    assert replayed == len(serialized)  # every warmup example answered, as the model server would at load
