@@ -82,13 +82,16 @@ def agent_functions(model: tf.keras.Model, schema: F.DataSchema) -> dict:
             SCORE_WITH_AGENTS_SIGNATURE: score_with_agents.get_concrete_function()}
 
 
-def predict_request(serialized_examples: Sequence[bytes], model_name: str = "ranker"):
-    """A TF Serving ``PredictRequest`` for ``serving_default`` carrying serialized examples."""
+def predict_request(serialized_examples: Sequence[bytes], model_name: str = "ranker",
+                    signature_name: str = SIGNATURE_NAME, version: int | None = None):
+    """A TF Serving ``PredictRequest`` carrying serialized examples (newest version unless ``version``)."""
     from tensorflow_serving.apis import predict_pb2
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
-    request.model_spec.signature_name = SIGNATURE_NAME
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = version
     request.inputs[INPUT_KEY].CopyFrom(tf.make_tensor_proto(list(serialized_examples), dtype=tf.string))
     return request
 

@@ -58,10 +58,7 @@ def candidate_examples(user: Mapping[str, np.ndarray], candidates: Mapping[str, 
         the request time, or tokens of another version.
     """
     columns = _per_candidate(user, candidates)
-    checked = F.validate_examples(columns, schema, with_label=False)
-    if schema.token_dim:
-        checked[F.HISTORY_TOKEN] = np.asarray(columns[F.HISTORY_TOKEN], np.float32)
-    return F.to_tf_examples(checked)
+    return F.to_tf_examples(F.validate_examples(columns, schema, with_label=False))
 
 
 def agent_examples(agents: Mapping[str, np.ndarray], user_id: int, candidates: Mapping[str, np.ndarray],
@@ -93,11 +90,7 @@ def agent_examples(agents: Mapping[str, np.ndarray], user_id: int, candidates: M
 def grpc_request(serialized_examples: Sequence[bytes], model_name: str = "ranker",
                  signature_name: str = serving.SIGNATURE_NAME, version: int | None = None):
     """A ``tensorflow_serving.apis`` ``PredictRequest`` (for ``PredictionService/Predict``)."""
-    request = serving.predict_request(serialized_examples, model_name)
-    request.model_spec.signature_name = signature_name
-    if version is not None:
-        request.model_spec.version.value = version
-    return request
+    return serving.predict_request(serialized_examples, model_name, signature_name, version)
 
 
 def rest_request(serialized_examples: Sequence[bytes], signature_name: str = serving.SIGNATURE_NAME) -> dict:
