@@ -12,6 +12,10 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 PIPELINE_NAME = "tfrs_seqcompress"
 MODEL_NAME = "ranker"
+# Encoders a candidate can be compared with: they read only the history examples themselves.
+BASELINE_ENCODERS = ("mean", "din_last_n", "din_full", "sim_hard")
+# The Trainer's tf.distribute strategies (``trainer_module.distribution_strategy``).
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 
 
 @dataclasses.dataclass
@@ -30,8 +34,15 @@ class PipelineConfig:
         encoder reads instance tokens (``encoder == "iat"``).
       codebook_levels, fanouts, semantic_dim, codebook_iterations: HiSAC (``CodebookFitter``),
         used when the encoder reads semantic IDs (``hisac``; ``global_clusters`` uses level 1).
-      min_eval_auc: the Evaluator blesses (and the Pusher pushes) only models with eval AUC above it.
+      min_eval_auc, min_eval_gauc: floors on the candidate's eval AUC and GAUC.
+      baseline_encoder: a simple encoder (one of ``BASELINE_ENCODERS``) the candidate must not fall
+        behind, trained on the same examples (``BaselineTrainer``); ``None`` skips that comparison.
+      max_drop_vs_blessed, max_drop_vs_baseline: how far the candidate's AUC and GAUC may fall
+        below the last blessed model's / the baseline encoder's (0 = must be at least as good;
+        negative = must improve by that much). Only a model passing every check is pushed.
       model_name: pushed to ``saved_models/<model_name>/<version>``.
+      strategy: the Trainer's ``tf.distribute`` strategy (one of ``STRATEGIES``):
+        ``multi_worker_mirrored`` trains on every worker ``TF_CONFIG`` lists.
       beam_pipeline_args: where Beam steps run (DirectRunner here; Flink/Spark/Dataflow by flags).
     """
 
@@ -54,7 +65,12 @@ class PipelineConfig:
     fanouts: tuple[int, ...] = (4, 2)
     semantic_dim: int = 16
     codebook_iterations: int = 20
+    strategy: str = "default"
     min_eval_auc: float = 0.55
+    min_eval_gauc: float = 0.5
+    baseline_encoder: str | None = "mean"
+    max_drop_vs_blessed: float = 0.01
+    max_drop_vs_baseline: float = 0.01
     pipeline_name: str = PIPELINE_NAME
     model_name: str = MODEL_NAME
     pipeline_root: str = str(REPO_ROOT / "pipeline_root" / PIPELINE_NAME)
@@ -71,7 +87,8 @@ class PipelineConfig:
     def uses_codebook(self) -> bool:
         return self.encoder in ("hisac", "global_clusters")
 
-    def trainer_custom_config(self) -> dict:
-        return {"encoder": self.encoder, "epochs": self.epochs, "batch_size": self.batch_size,
+    def trainer_custom_config(self, encoder: str) -> dict:
+        """The Trainer's settings for a model with ``encoder`` (the candidate's or the baseline's)."""
+        return {"encoder": encoder, "epochs": self.epochs, "batch_size": self.batch_size,
                 "learning_rate": self.learning_rate, "embedding_dim": self.embedding_dim, "seed": self.seed,
-                "model_name": self.model_name, "fanouts": list(self.fanouts)}
+                "model_name": self.model_name, "fanouts": list(self.fanouts), "strategy": self.strategy}

@@ -54,6 +54,24 @@ def _pushed_versions(serving_dir: str) -> list[pathlib.Path]:
     return [path for path in pathlib.Path(serving_dir).glob("*") if path.name.isdigit()]
 
 
+def _latest_verdict(metadata_path: str, gate: bool) -> str:
+    """Why the newest candidate was not blessed, from ML Metadata (the gate's or Evaluator's blessing)."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = metadata_path
+    producer = "/BlessingGate/" if gate else "/Evaluator/"
+    blessings = [artifact for artifact in metadata_store.MetadataStore(connection).get_artifacts_by_type(
+        "ModelBlessing") if producer in artifact.uri]
+    if not blessings:
+        return "no verdict recorded"
+    newest = max(blessings, key=lambda artifact: artifact.id).custom_properties
+    if gate:
+        return f"refused by {newest['refused_by'].string_value}" if newest["refused_by"].string_value else "blessed"
+    return "refused by the Evaluator" if newest["blessed"].int_value != 1 else "blessed"
+
+
 def _ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(value) for value in text.split(","))
@@ -79,7 +97,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="HiSAC voting fan-out per level: K = their product interest-agents")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--strategy", default=defaults.strategy,
+                        choices=configs.STRATEGIES,
+                        help="the Trainer's tf.distribute strategy (multi_worker_mirrored reads TF_CONFIG)")
     parser.add_argument("--min-eval-auc", type=float, default=defaults.min_eval_auc)
+    parser.add_argument("--min-eval-gauc", type=float, default=defaults.min_eval_gauc)
+    parser.add_argument("--baseline-encoder", default=defaults.baseline_encoder,
+                        choices=[*configs.BASELINE_ENCODERS, "none"],
+                        help="the encoder a candidate must not fall behind (AUC and GAUC); 'none' skips it")
+    parser.add_argument("--max-drop-vs-blessed", type=float, default=defaults.max_drop_vs_blessed,
+                        help="allowed AUC/GAUC drop against the last blessed model (negative: required gain)")
+    parser.add_argument("--max-drop-vs-baseline", type=float, default=defaults.max_drop_vs_baseline,
+                        help="allowed AUC/GAUC drop against the baseline encoder (negative: required gain)")
     parser.add_argument("--model-name", default=defaults.model_name)
     parser.add_argument("--pipeline-root", default=defaults.pipeline_root)
     parser.add_argument("--metadata-path", default=defaults.metadata_path)
@@ -112,9 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     config = configs.PipelineConfig(
         data_dir=data_dir, event_features=tuple(schema.event_features), context_features=schema.context_features,
         history_length=args.history_length, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
-        iat_scheme=args.iat_scheme, token_dim=args.token_dim, codebook_levels=levels, fanouts=fanouts,
-        min_eval_auc=args.min_eval_auc, model_name=args.model_name, pipeline_root=args.pipeline_root,
-        metadata_path=args.metadata_path, serving_model_dir=serving_dir)
+        strategy=args.strategy, iat_scheme=args.iat_scheme, token_dim=args.token_dim, codebook_levels=levels,
+        fanouts=fanouts, min_eval_auc=args.min_eval_auc, min_eval_gauc=args.min_eval_gauc,
+        baseline_encoder=None if args.baseline_encoder in ("none", args.encoder) else args.baseline_encoder,
+        max_drop_vs_blessed=args.max_drop_vs_blessed, max_drop_vs_baseline=args.max_drop_vs_baseline,
+        model_name=args.model_name, pipeline_root=args.pipeline_root, metadata_path=args.metadata_path,
+        serving_model_dir=serving_dir)
     print(f"[pipeline] data {data_dir}; schema {schema}", flush=True)
     print(f"[pipeline] settings {dataclasses.asdict(config)}", flush=True)
     logging.set_verbosity(logging.INFO)
@@ -129,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     if new_versions:
         print(f"[pipeline] pushed model: {new_versions[-1]}", flush=True)
     else:
-        print(f"[pipeline] no model pushed this run (not blessed: eval AUC below --min-eval-auc "
-              f"{args.min_eval_auc}?); {serving_dir} is unchanged", flush=True)
+        verdict = _latest_verdict(args.metadata_path, gate=config.baseline_encoder is not None)
+        print(f"[pipeline] no model pushed this run (not blessed: {verdict}; floors AUC {config.min_eval_auc}, "
+              f"GAUC {config.min_eval_gauc}; allowed drop vs the last blessed model {config.max_drop_vs_blessed}, "
+              f"vs the baseline encoder {config.max_drop_vs_baseline}); {serving_dir} is unchanged", flush=True)
     return 0
 
 

@@ -2,9 +2,12 @@
 
 Runs the local runner in a subprocess exactly as users do, then checks a model was pushed to
 ``<serving dir>/<integer version>/`` and scores in a fresh process; then feeds a broken log and
-checks the error is clear and the pushed model is untouched.
+checks the error is clear and the pushed model is untouched. Validation: the first model is
+blessed on AUC and GAUC by both Evaluators and the gate; re-runs that demand a gain over the last
+blessed model or the baseline encoder push nothing.
 """
 import json
+import pathlib
 
 import pytest
 import tensorflow as tf
@@ -52,10 +55,49 @@ def test_pushed_model_scores_eval_examples_in_a_fresh_process(pipeline_run):
     assert answer["n"] > 0 and 0.0 < answer["min"] <= answer["max"] < 1.0
 
 
-def test_evaluator_blessed_with_auc_above_threshold(pipeline_run):
+def _newest_blessing(tmp_path, producer: str):
+    blessings = [artifact for artifact in runs.artifacts(tmp_path, "ModelBlessing") if f"/{producer}/" in artifact.uri]
+    return max(blessings, key=lambda artifact: artifact.id)
+
+
+def test_both_evaluators_and_the_gate_blessed_the_first_model_on_auc_and_gauc(pipeline_run):
+    import tensorflow_model_analysis as tfma
+
+    tmp_path, result = pipeline_run
+    for producer in ("Evaluator", "EvaluatorVsBaseline", "BlessingGate"):
+        blessing = _newest_blessing(tmp_path, producer)
+        assert blessing.custom_properties["blessed"].int_value == 1, producer
+        assert (pathlib.Path(blessing.uri) / "BLESSED").exists()
+    # The first run has no blessed model yet; the baseline-encoder comparison does have a baseline.
+    assert "baseline_model_id" not in _newest_blessing(tmp_path, "Evaluator").custom_properties
+    assert "Component BaselineTrainer is finished" in result.stderr
+    evaluation = next((tmp_path / "root").glob("EvaluatorVsBaseline/evaluation/*"))
+    metrics = {(pair.key.model_name, pair.key.is_diff, pair.key.name): pair.value.double_value.value
+               for sliced in tfma.load_metrics(str(evaluation)) for pair in sliced.metric_keys_and_values}
+    for model in ("candidate", "baseline"):
+        assert 0.5 < metrics[(model, False, "auc")] < 1.0 and 0.5 < metrics[(model, False, "group_auc")] < 1.0
+    gauc = {model: metrics[(model, False, "group_auc")] for model in ("candidate", "baseline")}
+    assert metrics[("candidate", True, "group_auc")] == pytest.approx(gauc["candidate"] - gauc["baseline"])
+
+
+@pytest.mark.parametrize("flag, refused_by", [("--max-drop-vs-blessed", "Evaluator (vs the last blessed model)"),
+                                               ("--max-drop-vs-baseline", "EvaluatorVsBaseline")])
+def test_a_candidate_that_does_not_improve_enough_is_not_pushed(pipeline_run, flag, refused_by):
     tmp_path, _ = pipeline_run
-    blessings = list((tmp_path / "root").glob("Evaluator/blessing/*/BLESSED"))
-    assert blessings, "the Evaluator did not bless the model"
+    serving_dir = tmp_path / "saved_models" / "ranker"
+    before = runs.tree_digest(serving_dir)
+    first_model = _newest_blessing(tmp_path, "BlessingGate").custom_properties["current_model_id"].int_value
+    # A negative allowed drop is a required gain: 0.2 AUC and GAUC over the reference.
+    result = runs.run_pipeline(tmp_path, tmp_path / "input" / "log.csv", flag, "-0.2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    gate = _newest_blessing(tmp_path, "BlessingGate")
+    assert gate.custom_properties["blessed"].int_value == 0
+    assert gate.custom_properties["refused_by"].string_value.startswith(refused_by)
+    assert f"not blessed: refused by {refused_by}" in result.stdout
+    # The comparison was with the model the first run blessed and pushed.
+    vs_blessed = _newest_blessing(tmp_path, "Evaluator")
+    assert vs_blessed.custom_properties["baseline_model_id"].int_value == first_model
+    assert runs.tree_digest(serving_dir) == before
 
 
 def test_model_below_the_auc_threshold_is_not_pushed(pipeline_run):
