@@ -1,4 +1,4 @@
-"""Artefact types of this pipeline beyond TFX's standard ones."""
+"""Artefact types of this pipeline beyond TFX's standard ones (names "<namespace>.<Title>", as Kubeflow V2 requires)."""
 from tfx import v1 as tfx
 
 
@@ -9,7 +9,7 @@ class InstanceTokens(tfx.dsl.Artifact):
     model's fingerprint), ``scheme``, ``token_dim``, ``train_events``, ``cutoff``.
     """
 
-    TYPE_NAME = "InstanceTokens"
+    TYPE_NAME = "tfrs_seqcompress.InstanceTokens"
 
 
 class SemanticCodebook(tfx.dsl.Artifact):
@@ -21,4 +21,4 @@ class SemanticCodebook(tfx.dsl.Artifact):
     ``used_codes`` (JSON), ``train_events``, ``cutoff``.
     """
 
-    TYPE_NAME = "SemanticCodebook"
+    TYPE_NAME = "tfrs_seqcompress.SemanticCodebook"

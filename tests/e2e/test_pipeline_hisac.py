@@ -35,7 +35,7 @@ def _eval_record(tmp_path) -> bytes:
 
 def test_codebook_is_fitted_on_the_training_period_and_versioned(hisac_run):
     tmp_path, result = hisac_run
-    codebook = _artifact(tmp_path, "SemanticCodebook")
+    codebook = _artifact(tmp_path, "tfrs_seqcompress.SemanticCodebook")
     version = codebook.custom_properties["version"].string_value
     fitted, vectors = semantic_io.load_semantic_tables(codebook.uri, expected_version=version)
     assert fitted.level_sizes == (4, 3) and len(json.loads(codebook.custom_properties["used_codes"].string_value)) == 2
@@ -74,7 +74,7 @@ def test_refresh_pushes_a_new_version_with_the_new_codebook_and_leaves_the_serve
     served = next((tmp_path / "saved_models" / "ranker").iterdir())
     digest, record = runs.tree_digest(served), _eval_record(tmp_path)
     scores = tf.saved_model.load(str(served)).signatures["serving_default"](examples=tf.constant([record]))["score"]
-    old_version = _artifact(tmp_path, "SemanticCodebook").custom_properties["version"].string_value
+    old_version = _artifact(tmp_path, "tfrs_seqcompress.SemanticCodebook").custom_properties["version"].string_value
 
     result = runs.run_pipeline(tmp_path, runs.write_newer_log(tmp_path), *HISAC_ARGUMENTS)
     assert result.returncode == 0, result.stderr[-5000:]
@@ -84,7 +84,7 @@ def test_refresh_pushes_a_new_version_with_the_new_codebook_and_leaves_the_serve
     assert runs.tree_digest(served) == digest  # the served version is untouched, byte for byte
     reloaded = tf.saved_model.load(str(served)).signatures["serving_default"](examples=tf.constant([record]))
     np.testing.assert_array_equal(reloaded["score"].numpy(), scores.numpy())
-    codebooks = runs.artifacts(tmp_path, "SemanticCodebook")
+    codebooks = runs.artifacts(tmp_path, "tfrs_seqcompress.SemanticCodebook")
     new_version = {c.custom_properties["version"].string_value for c in codebooks} - {old_version}
     assert len(codebooks) == 2 and len(new_version) == 1  # re-fitted on the newer training period
     # The new model version was built with (and refuses anything but) the new codebook.

@@ -27,7 +27,7 @@ def _artifact(tmp_path, type_name):
 
 def test_tokens_are_versioned_and_trained_on_the_training_period_only(iat_run):
     tmp_path, result = iat_run
-    tokens = _artifact(tmp_path, "InstanceTokens")
+    tokens = _artifact(tmp_path, "tfrs_seqcompress.InstanceTokens")
     version = tokens.custom_properties["version"].string_value
     assert version == token_beam.read_token_metadata(tokens.uri)["version"]
     assert tokens.custom_properties["scheme"].string_value == "user_order"
