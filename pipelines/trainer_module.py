@@ -7,16 +7,47 @@ installed in the environment, so no module file is packaged). Settings arrive in
 from __future__ import annotations
 
 import os
+import tempfile
 
 import tensorflow as tf
 from absl import logging
 
+from pipelines import configs
 from pipelines.components import data_schema_io, semantic_io
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import layers, models, serving
 from tfrs_seqcompress.data import tf_data
 
 WARMUP_EXAMPLES = 32
+
+
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy named in the Trainer's config.
+
+    ``multi_worker_mirrored`` reads the cluster from ``TF_CONFIG`` (set on every worker by the
+    orchestrator, e.g. a Vertex AI custom job with several replicas); without ``TF_CONFIG`` it is
+    one worker. It must be created before any other TensorFlow op runs (hence first in ``run_fn``).
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown distribution strategy {name!r}; expected one of {list(configs.STRATEGIES)}.")
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver is None or not resolver.task_type or resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def _sharded_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Workers share the examples by element: a split may have fewer files than workers."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def _warmup_examples(eval_files: list[str]) -> list[bytes]:
@@ -41,19 +72,31 @@ def _semantic_arguments(encoder: str, train_files: list[str], config: dict) -> d
 def run_fn(fn_args) -> None:
     """Trains on ``fn_args.train_files`` and writes a serving SavedModel to ``fn_args.serving_model_dir``."""
     config = dict(fn_args.custom_config or {})
+    strategy = distribution_strategy(config.get("strategy", "default"))
     schema = data_schema_io.read_schema(fn_args.schema_path)
     tf.keras.utils.set_random_seed(int(config.get("seed", 0)))
     batch_size = int(config.get("batch_size", 512))
     train = tf_data.dataset_from_tfrecords(fn_args.train_files, schema, batch_size, shuffle_seed=config.get("seed", 0))
     evaluation = tf_data.dataset_from_tfrecords(fn_args.eval_files, schema, batch_size)
     encoder = config.get("encoder", "din_full")
-    model = models.build_ranking_model(schema, encoder, learning_rate=float(config.get("learning_rate", 1e-3)),
-                                       embedding_dim=int(config.get("embedding_dim", 16)),
-                                       **_semantic_arguments(encoder, fn_args.train_files, config))
-    logging.info("Training encoder %r on %s; schema %s", config.get("encoder"), fn_args.train_files, schema)
-    model.fit(train, validation_data=evaluation, epochs=int(config.get("epochs", 2)), verbose=2,
+    with strategy.scope():
+        model = models.build_ranking_model(schema, encoder, learning_rate=float(config.get("learning_rate", 1e-3)),
+                                           embedding_dim=int(config.get("embedding_dim", 16)),
+                                           **_semantic_arguments(encoder, fn_args.train_files, config))
+    if strategy.extended._in_multi_worker_mode():  # pylint: disable=protected-access
+        # The task's metrics are synchronised across workers; Keras' default would sum them over
+        # workers (an AUC of 2). "first" reads them once; the logged "loss" is then this worker's
+        # share of the global-batch loss.
+        model.distribute_reduction_method = "first"
+    logging.info("Training encoder %r on %s with %s (%d replicas); schema %s", encoder, fn_args.train_files,
+                 type(strategy).__name__, strategy.num_replicas_in_sync, schema)
+    model.fit(_sharded_by_data(train), validation_data=_sharded_by_data(evaluation),
+              epochs=int(config.get("epochs", 2)), verbose=2,
               callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
-    serving.export_serving_model(model, fn_args.serving_model_dir, schema,
-                                 warmup_examples=_warmup_examples(fn_args.eval_files),
+    # Every worker saves (saving syncs the replicas); only the chief's copy is the model.
+    export_dir = fn_args.serving_model_dir if _is_chief(strategy) else tempfile.mkdtemp(prefix="non_chief_export_")
+    serving.export_serving_model(model, export_dir, schema, warmup_examples=_warmup_examples(fn_args.eval_files),
                                  model_name=config.get("model_name", "ranker"))
-    logging.info("Exported the serving model to %s (label feature %r).", fn_args.serving_model_dir, F.LABEL)
+    if export_dir != fn_args.serving_model_dir:
+        tf.io.gfile.rmtree(export_dir)
+    logging.info("Exported the serving model to %s (label feature %r).", export_dir, F.LABEL)

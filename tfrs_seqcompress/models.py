@@ -26,6 +26,7 @@ from tfrs_seqcompress import features as F
 from tfrs_seqcompress import layers as encoder_layers
 from tfrs_seqcompress.codebook import Codebook, CodebookError
 from tfrs_seqcompress.layers import base
+from tfrs_seqcompress.losses import GlobalBatchBinaryCrossentropy
 
 
 def safe_ids(ids: tf.Tensor, vocabulary_size: int) -> tf.Tensor:
@@ -83,7 +84,7 @@ class RankingModel(tfrs.models.Model):
             [tf.keras.layers.Dense(units, activation="relu") for units in self.hidden_units]
             + [tf.keras.layers.Dense(1)], name="predictor")
         self.task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+            loss=GlobalBatchBinaryCrossentropy(),
             metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc"),
                      tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss")])
 
