@@ -29,6 +29,9 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from tfrs_seqcompress import serving
 
 
+MAX_MESSAGE_BYTES = 2**31 - 1   # tensorflow_model_server's gRPC limit (INT_MAX)
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """``Predict`` over the versioned SavedModels of one model (loaded once, on first use)."""
 
@@ -81,8 +84,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 def start_server(model_name: str, base_path: str, port: int = 0, workers: int = 8) -> tuple[grpc.Server, int]:
-    """Starts the service on ``127.0.0.1:port`` (0: any free port); returns the server and its port."""
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=workers))
+    """Starts the service on ``127.0.0.1:port`` (0: any free port); returns the server and its port.
+
+    Like ``tensorflow_model_server``, it accepts messages up to 2 GB (a request of 100 candidates
+    with L = 10,000 histories is about 20 MB; gRPC's default limit is 4 MB)."""
+    limits = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+              ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=workers), options=limits)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(model_name, base_path),
                                                                          server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
