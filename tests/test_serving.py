@@ -84,3 +84,31 @@ def test_wrong_dtype_in_a_request_is_rejected_with_the_feature_named(exported):
     example.features.feature["item_id"].float_list.value.append(3.0)
     with pytest.raises(tf.errors.InvalidArgumentError, match="item_id.*(int64|type)"):
         signature(examples=tf.constant([example.SerializeToString()]))
+
+
+def test_a_warmup_file_that_does_not_match_the_signature_is_caught_before_any_server_loads_it(exported, tmp_path):
+    import shutil
+
+    export_dir, serialized, _ = exported
+    assert serving.replay_warmup(str(export_dir)) > 0
+    copy = tmp_path / "1"
+    shutil.copytree(export_dir, copy)
+    missing = tf.train.Example.FromString(serialized[0])
+    del missing.features.feature["hist_category"]
+    serving.write_warmup_requests(str(copy), [missing.SerializeToString()])
+    with pytest.raises(serving.WarmupError, match="(?s)record 0 does not match signature 'serving_default'.*hist_category"):
+        serving.replay_warmup(str(copy))
+    with tf.io.TFRecordWriter(str(copy / serving.WARMUP_FILE)) as writer:
+        request = serving.predict_request(serialized[:2], signature_name="score_with_agents")
+        writer.write(prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+    with pytest.raises(serving.WarmupError, match="signature 'score_with_agents'"):
+        serving.replay_warmup(str(copy))
+
+
+def test_the_export_itself_fails_on_warmup_examples_of_another_contract(exported, tmp_path):
+    _, serialized, _ = exported
+    other = synthetic.generate(synthetic.SyntheticConfig(num_users=10, mean_history=30, history_length=5, seed=1))
+    model = models.build_ranking_model(other.dataset.schema, "mean")   # L = 5; the warmup examples have L = 12
+    with pytest.raises(serving.WarmupError, match="hist_"):
+        serving.export_serving_model(model, str(tmp_path / "1"), warmup_examples=serialized[:4])

@@ -69,6 +69,31 @@ def test_bad_requests_get_tf_serving_status_codes_and_the_server_keeps_serving(s
     np.testing.assert_allclose(serving_client.response_scores(response), expected[2], rtol=1e-5, atol=1e-6)
 
 
+def _with_feature(serialized: bytes, name: str, feature: tf.train.Feature) -> bytes:
+    example = tf.train.Example.FromString(serialized)
+    example.features.feature[name].CopyFrom(feature)
+    return example.SerializeToString()
+
+
+def test_wrong_dtypes_oversized_histories_and_empty_requests_are_refused_and_nothing_is_damaged(server):
+    stub, serialized, expected, base_path = server
+    before = {path: path.read_bytes() for path in base_path.rglob("*") if path.is_file()}
+    length = len(tf.train.Example.FromString(serialized[0]).features.feature["hist_item_id"].int64_list.value)
+    floats = _with_feature(serialized[0], "hist_item_id", tf.train.Feature(
+        float_list=tf.train.FloatList(value=[1.5] * length)))
+    code, details = _status(stub, serving_client.grpc_request([floats]))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "hist_item_id" in details
+    oversized = _with_feature(serialized[0], "hist_item_id", tf.train.Feature(
+        int64_list=tf.train.Int64List(value=[1] * (length + 5))))
+    code, details = _status(stub, serving_client.grpc_request([oversized]))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "hist_item_id" in details
+    code, details = _status(stub, serving_client.grpc_request([]))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "no examples" in details
+    response = stub.Predict(serving_client.grpc_request(serialized), timeout=30)
+    np.testing.assert_allclose(serving_client.response_scores(response), expected[2], rtol=1e-5, atol=1e-6)
+    assert {path: path.read_bytes() for path in base_path.rglob("*") if path.is_file()} == before
+
+
 def test_the_warmup_file_replays_through_the_service(server):
     stub, serialized, expected, base_path = server
     warmup = tf.data.TFRecordDataset(str(base_path / "2" / serving.WARMUP_FILE))

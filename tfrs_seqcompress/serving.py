@@ -8,7 +8,10 @@ The exported SavedModel follows TF Serving's conventions:
 * the data contract is baked into the signature (the parse spec), so nothing is read from the
   training machine at serving time;
 * ``assets.extra/tf_serving_warmup_requests``: a TFRecord of ``PredictionLog``s (at most 1,000)
-  that TF Serving replays on load so the first real request is not slow;
+  that TF Serving replays on load so the first real request is not slow; the export replays them
+  itself (``replay_warmup``) so a file that does not match the signature fails the export, not the
+  server's load;
+* an empty request (no examples) is an InvalidArgumentError naming the input;
 * for models whose encoder compresses the history into agents (HiSAC, global clusters), two more
   signatures: ``compute_agents(examples) -> {agent_vectors [B, K, D], agent_mask [B, K],
   agent_weights [B, K]}`` run offline once per user on a history example, and
@@ -42,13 +45,20 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000
 
 
+def _parse(examples: tf.Tensor, spec: dict) -> dict:
+    """Parses a request's examples; an empty request is an InvalidArgumentError, not an empty answer."""
+    tf.debugging.assert_positive(tf.size(examples), message=(
+        f"The request holds no examples: send one serialized tf.Example per candidate as input {INPUT_KEY!r}."))
+    return tf.io.parse_example(examples, spec)
+
+
 def serving_function(model: tf.keras.Model, schema: F.DataSchema) -> tf.types.experimental.ConcreteFunction:
     """The ``serving_default`` concrete function of ``model`` (parses, scores, names outputs)."""
     spec = F.example_parse_spec(schema, with_label=False)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
     def serve(examples):
-        logits = model(tf.io.parse_example(examples, spec), training=False)
+        logits = model(_parse(examples, spec), training=False)
         return {SCORE_KEY: tf.sigmoid(logits), LOGIT_KEY: logits}
 
     return serve.get_concrete_function()
@@ -71,11 +81,11 @@ def agent_functions(model: tf.keras.Model, schema: F.DataSchema) -> dict:
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
     def compute_agents(examples):
-        return model.compute_agents(tf.io.parse_example(examples, history_spec))
+        return model.compute_agents(_parse(examples, history_spec))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
     def score_with_agents(examples):
-        logits = model.score_with_agents(tf.io.parse_example(examples, agents_spec))
+        logits = model.score_with_agents(_parse(examples, agents_spec))
         return {SCORE_KEY: tf.sigmoid(logits), LOGIT_KEY: logits}
 
     return {COMPUTE_AGENTS_SIGNATURE: compute_agents.get_concrete_function(),
@@ -130,4 +140,47 @@ def export_serving_model(model: tf.keras.Model, export_dir: str, schema: F.DataS
     model.save(export_dir, save_format="tf", signatures=signatures)
     if warmup_examples:
         write_warmup_requests(export_dir, list(warmup_examples), model_name)
+        replay_warmup(export_dir)
     return export_dir
+
+
+_NOISE = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "[[")
+
+
+def error_summary(error: tf.errors.OpError) -> str:
+    """TensorFlow's error message without the graph-execution noise (node names, stack markers)."""
+    lines = [line.strip() for line in error.message.splitlines()]
+    kept = [line.split("Name: <unknown>, ")[-1] for line in lines if line and not line.startswith(_NOISE[:4])]
+    return " ".join(kept).split(" [[")[0] or error.message
+
+
+class WarmupError(ValueError):
+    """A warmup record the exported model cannot answer (TF Serving would fail to load the model)."""
+
+
+def replay_warmup(export_dir: str) -> int:
+    """Replays ``assets.extra/tf_serving_warmup_requests`` through the SavedModel's signatures, as
+    TF Serving does when it loads a version; returns the number of requests replayed.
+
+    Raises:
+      WarmupError: naming the record and the signature, with TensorFlow's message (e.g. the
+        feature whose shape or dtype does not match).
+    """
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    loaded = tf.saved_model.load(export_dir)
+    records = tf.data.TFRecordDataset(os.path.join(export_dir, WARMUP_FILE)).as_numpy_iterator()
+    count = 0
+    for count, record in enumerate(records, start=1):
+        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        name = request.model_spec.signature_name or SIGNATURE_NAME
+        if name not in loaded.signatures or INPUT_KEY not in request.inputs:
+            raise WarmupError(f"Warmup record {count - 1} asks for signature {name!r} with inputs "
+                              f"{sorted(request.inputs)}; {export_dir} has {sorted(loaded.signatures)} over "
+                              f"{INPUT_KEY!r}.")
+        try:
+            loaded.signatures[name](examples=tf.constant(tf.make_ndarray(request.inputs[INPUT_KEY])))
+        except tf.errors.InvalidArgumentError as error:
+            raise WarmupError(f"Warmup record {count - 1} does not match signature {name!r} of {export_dir}: "
+                              f"{error_summary(error)}") from error
+    return count

@@ -74,7 +74,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             examples = tf.constant(tf.make_ndarray(request.inputs[serving.INPUT_KEY]))
             outputs = model.signatures[signature_name](examples=examples)
         except (tf.errors.InvalidArgumentError, TypeError, ValueError) as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(getattr(error, "message", error)))
+            details = serving.error_summary(error) if isinstance(error, tf.errors.OpError) else str(error)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, details)
         response = predict_pb2.PredictResponse()
         response.model_spec.name, response.model_spec.signature_name = self.model_name, signature_name
         response.model_spec.version.value = version
