@@ -40,7 +40,9 @@ def run_pipeline(tmp_path: pathlib.Path, data_path, *extra: str, min_eval_auc: s
     command = [sys.executable, "-m", "pipelines.local_runner", "--data", str(data_path), "--context-features", CONTEXT,
                "--history-length", "10", "--epochs", "3", "--batch-size", "64", "--min-eval-auc", min_eval_auc,
                "--pipeline-root", str(tmp_path / "root"), "--metadata-path", str(tmp_path / "mlmd" / "metadata.db"),
-               "--serving-model-dir", str(tmp_path / "saved_models" / "ranker"), *extra]
+               "--serving-model-dir", str(tmp_path / "saved_models" / "ranker"),
+               # Small logs give noisy metrics: the tests that are about validation set their own drops.
+               "--max-drop-vs-blessed", "0.5", "--max-drop-vs-baseline", "0.5", *extra]
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=str(helpers.REPO_ROOT), timeout=1200)
 
@@ -62,3 +64,16 @@ def tree_digest(directory: pathlib.Path) -> str:
         if path.is_file():
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def newest_execution_states(tmp_path: pathlib.Path) -> dict[str, str]:
+    """Component type (last dotted part) -> state of its newest execution (COMPLETE, CACHED, ...)."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = str(tmp_path / "mlmd" / "metadata.db")
+    store = metadata_store.MetadataStore(config)
+    types = {execution_type.id: execution_type.name.split(".")[-1] for execution_type in store.get_execution_types()}
+    return {types[execution.type_id]: metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+            for execution in sorted(store.get_executions(), key=lambda execution: execution.id)}

@@ -98,6 +98,10 @@ def test_a_candidate_that_does_not_improve_enough_is_not_pushed(pipeline_run, fl
     vs_blessed = _newest_blessing(tmp_path, "Evaluator")
     assert vs_blessed.custom_properties["baseline_model_id"].int_value == first_model
     assert runs.tree_digest(serving_dir) == before
+    # Same log, same training settings: a re-run (a scheduled refresh with no new data) reuses the
+    # cached steps and only re-evaluates.
+    states = runs.newest_execution_states(tmp_path)
+    assert states["CsvExampleGen"] == states["HistoryExampleGen"] == states["Trainer"] == "CACHED", states
 
 
 def test_model_below_the_auc_threshold_is_not_pushed(pipeline_run):
