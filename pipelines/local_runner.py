@@ -158,10 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
     new_versions = sorted(set(_pushed_versions(serving_dir)) - set(before), key=lambda path: int(path.name))
     print(f"[pipeline] finished in {time.time() - started:.0f} s", flush=True)
+    verdict = "" if new_versions else _latest_verdict(args.metadata_path, gate=config.baseline_encoder is not None)
     if new_versions:
         print(f"[pipeline] pushed model: {new_versions[-1]}", flush=True)
+    elif verdict == "blessed":
+        newest = max(_pushed_versions(serving_dir), key=lambda path: int(path.name))
+        print(f"[pipeline] blessed, and already served: {newest} holds this same model (nothing pushed)", flush=True)
     else:
-        verdict = _latest_verdict(args.metadata_path, gate=config.baseline_encoder is not None)
         print(f"[pipeline] no model pushed this run (not blessed: {verdict}; floors AUC {config.min_eval_auc}, "
               f"GAUC {config.min_eval_gauc}; allowed drop vs the last blessed model {config.max_drop_vs_blessed}, "
               f"vs the baseline encoder {config.max_drop_vs_baseline}); {serving_dir} is unchanged", flush=True)

@@ -79,3 +79,17 @@ def test_a_directory_without_a_saved_model_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="has no saved_model.pb"):
         model_push.push_atomically(str(tmp_path / "model"), str(tmp_path / "base"))
     assert not (tmp_path / "base").exists()
+
+
+def test_the_same_model_blessed_again_is_not_pushed_twice(tmp_path):
+    source, other, base = tmp_path / "model", tmp_path / "other", tmp_path / "saved_models" / "ranker"
+    _fake_model(source, files=3)
+    _fake_model(other, files=3)
+    (source / "fingerprint.pb").write_bytes(b"model A")
+    (other / "fingerprint.pb").write_bytes(b"model B")
+    first = model_push.push_atomically(str(source), str(base))
+    assert model_push.push_atomically(str(source), str(base)) == first          # already the newest version
+    second = model_push.push_atomically(str(other), str(base))
+    assert second != first
+    third = model_push.push_atomically(str(source), str(base))                  # A again after B: a new version
+    assert len(model_push.model_versions(str(base))) == 3 and third not in (first, second)

@@ -104,6 +104,17 @@ def test_a_candidate_that_does_not_improve_enough_is_not_pushed(pipeline_run, fl
     assert states["CsvExampleGen"] == states["HistoryExampleGen"] == states["Trainer"] == "CACHED", states
 
 
+def test_a_rerun_that_blesses_the_same_model_pushes_no_duplicate(pipeline_run):
+    tmp_path, _ = pipeline_run
+    serving_dir = tmp_path / "saved_models" / "ranker"
+    before = runs.tree_digest(serving_dir)
+    result = runs.run_pipeline(tmp_path, tmp_path / "input" / "log.csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _newest_blessing(tmp_path, "BlessingGate").custom_properties["blessed"].int_value == 1
+    assert "blessed, and already served" in result.stdout
+    assert runs.tree_digest(serving_dir) == before
+
+
 def test_model_below_the_auc_threshold_is_not_pushed(pipeline_run):
     tmp_path, _ = pipeline_run
     serving_dir = tmp_path / "saved_models" / "ranker"
