@@ -55,7 +55,8 @@ def _pushed_versions(serving_dir: str) -> list[pathlib.Path]:
 
 
 def _latest_verdict(metadata_path: str, gate: bool) -> str:
-    """Why the newest candidate was not blessed, from ML Metadata (the gate's or Evaluator's blessing)."""
+    """The newest candidate's verdict from ML Metadata ("blessed", or who refused it), as the gate
+    (or, without a baseline encoder, the Evaluator) recorded it."""
     from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if new_versions:
         print(f"[pipeline] pushed model: {new_versions[-1]}", flush=True)
     elif verdict == "blessed":
-        newest = max(_pushed_versions(serving_dir), key=lambda path: int(path.name))
+        newest = max(_pushed_versions(serving_dir), key=lambda path: int(path.name), default=serving_dir)
         print(f"[pipeline] blessed, and already served: {newest} holds this same model (nothing pushed)", flush=True)
     else:
         print(f"[pipeline] no model pushed this run (not blessed: {verdict}; floors AUC {config.min_eval_auc}, "
