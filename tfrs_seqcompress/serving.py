@@ -145,12 +145,13 @@ def export_serving_model(model: tf.keras.Model, export_dir: str, schema: F.DataS
 
 
 _NOISE = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "[[")
+_UNNAMED_EXAMPLE = "Name: <unknown>, "
 
 
 def error_summary(error: tf.errors.OpError) -> str:
     """TensorFlow's error message without the graph-execution noise (node names, stack markers)."""
     lines = [line.strip() for line in error.message.splitlines()]
-    kept = [line.split("Name: <unknown>, ")[-1] for line in lines if line and not line.startswith(_NOISE[:4])]
+    kept = [line.split(_UNNAMED_EXAMPLE)[-1] for line in lines if line and not line.startswith(_NOISE)]
     return " ".join(kept).split(" [[")[0] or error.message
 
 
