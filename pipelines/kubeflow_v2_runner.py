@@ -4,7 +4,8 @@ The same ``create_pipeline`` as the local runner; only where things run changes.
 needs an image with this package installed (``pip install .`` on top of
 ``gcr.io/tfx-oss-public/tfx:1.16.0``): the trainer's ``run_fn``, the custom components, the
 atomic pusher and the GAUC metric are imported by their dotted paths inside it. Paths must be
-ones every worker reads (``gs://``): the interaction log (CSV files already in the data contract's form — check one first with
+ones every worker reads (``gs://``): the interaction log (CSV files already in the data
+contract's form — check one first with
 ``tfrs_seqcompress.data.interaction_log.load_interaction_log``), the pipeline root, the serving
 directory.
 Beam steps run where ``--beam-arg`` says (e.g. ``--runner=DataflowRunner --project=...
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="pipeline.json")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     config = configs.PipelineConfig(
-        pipeline_name=KUBEFLOW_PIPELINE_NAME, data_dir=args.data_dir, pipeline_root=args.pipeline_root, serving_model_dir=args.serving_model_dir,
+        pipeline_name=KUBEFLOW_PIPELINE_NAME, data_dir=args.data_dir, pipeline_root=args.pipeline_root,
+        serving_model_dir=args.serving_model_dir,
         encoder=args.encoder, context_features=tuple(filter(None, args.context_features.split(","))),
         event_features=tuple(filter(None, args.event_features.split(","))),
         beam_pipeline_args=tuple(args.beam_arg) or configs.PipelineConfig.beam_pipeline_args)

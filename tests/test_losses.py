@@ -17,7 +17,8 @@ from tfrs_seqcompress.losses import GlobalBatchBinaryCrossentropy
 rng = np.random.default_rng(0)
 labels, logits = rng.integers(0, 2, 8).astype("float32"), rng.normal(size=8).astype("float32")
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-batch = next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices((labels, logits)).batch(8))))
+dataset = tf.data.Dataset.from_tensor_slices((labels, logits)).batch(8)
+batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
 per_replica = strategy.run(lambda y, p: GlobalBatchBinaryCrossentropy()(y, p), args=batch)
 print(json.dumps({"replicas": strategy.num_replicas_in_sync,
                   "summed": float(strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)),

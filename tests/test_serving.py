@@ -96,7 +96,8 @@ def test_a_warmup_file_that_does_not_match_the_signature_is_caught_before_any_se
     missing = tf.train.Example.FromString(serialized[0])
     del missing.features.feature["hist_category"]
     serving.write_warmup_requests(str(copy), [missing.SerializeToString()])
-    with pytest.raises(serving.WarmupError, match="(?s)record 0 does not match signature 'serving_default'.*hist_category"):
+    mismatch = "(?s)record 0 does not match signature 'serving_default'.*hist_category"
+    with pytest.raises(serving.WarmupError, match=mismatch):
         serving.replay_warmup(str(copy))
     with tf.io.TFRecordWriter(str(copy / serving.WARMUP_FILE)) as writer:
         request = serving.predict_request(serialized[:2], signature_name="score_with_agents")
