@@ -50,10 +50,6 @@ def prepare_log(args: argparse.Namespace, pipeline_root: str) -> tuple[str, F.Da
     return str(data_dir), dataset.schema
 
 
-def _pushed_versions(serving_dir: str) -> list[pathlib.Path]:
-    return [path for path in pathlib.Path(serving_dir).glob("*") if path.name.isdigit()]
-
-
 def _latest_verdict(metadata_path: str, gate: bool) -> str:
     """The newest candidate's verdict from ML Metadata ("blessed", or who refused it), as the gate
     (or, without a baseline encoder, the Evaluator) recorded it."""
@@ -153,17 +149,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.set_verbosity(logging.INFO)
     from tfx import v1 as tfx  # Imported here: it costs ~10 s and the checks above should be instant.
     from pipelines.pipeline import create_pipeline
+    from tfrs_seqcompress import model_push
 
-    before = _pushed_versions(serving_dir)
+    before = set(model_push.model_versions(serving_dir))
     started = time.time()
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
-    new_versions = sorted(set(_pushed_versions(serving_dir)) - set(before), key=lambda path: int(path.name))
+    versions = model_push.model_versions(serving_dir)
+    new_versions = sorted(set(versions) - before)
     print(f"[pipeline] finished in {time.time() - started:.0f} s", flush=True)
     verdict = "" if new_versions else _latest_verdict(args.metadata_path, gate=config.baseline_encoder is not None)
     if new_versions:
-        print(f"[pipeline] pushed model: {new_versions[-1]}", flush=True)
+        print(f"[pipeline] pushed model: {os.path.join(serving_dir, str(new_versions[-1]))}", flush=True)
     elif verdict == "blessed":
-        newest = max(_pushed_versions(serving_dir), key=lambda path: int(path.name), default=serving_dir)
+        newest = os.path.join(serving_dir, str(versions[-1])) if versions else serving_dir
         print(f"[pipeline] blessed, and already served: {newest} holds this same model (nothing pushed)", flush=True)
     else:
         print(f"[pipeline] no model pushed this run (not blessed: {verdict}; floors AUC {config.min_eval_auc}, "

@@ -26,7 +26,7 @@ import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tfrs_seqcompress import serving
+from tfrs_seqcompress import model_push, serving
 
 
 MAX_MESSAGE_BYTES = 2**31 - 1   # tensorflow_model_server's gRPC limit (INT_MAX)
@@ -42,10 +42,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def versions(self) -> list[int]:
         """The integer version directories under ``base_path``, ascending."""
-        if not tf.io.gfile.isdir(self.base_path):
-            return []
-        return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(self.base_path)
-                      if name.rstrip("/").isdigit())
+        return model_push.model_versions(self.base_path)
 
     def _model(self, version: int, context):
         available = self.versions()
