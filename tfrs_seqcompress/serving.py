@@ -155,6 +155,28 @@ def error_summary(error: tf.errors.OpError) -> str:
     return " ".join(kept).split(" [[")[0] or error.message
 
 
+class RequestError(ValueError):
+    """A ``PredictRequest`` a SavedModel cannot take: an unknown signature or no ``examples`` input."""
+
+
+def run_predict_request(loaded, request) -> dict:
+    """Runs a TF Serving ``PredictRequest`` through the signature it names (``serving_default`` if
+    none) of a loaded SavedModel, as the model server does; returns the signature's outputs.
+
+    Raises:
+      RequestError: the signature or the ``examples`` input is missing (TF Serving's words).
+      tf.errors.InvalidArgumentError: the examples do not parse against the signature.
+    """
+    name = request.model_spec.signature_name or SIGNATURE_NAME
+    if name not in loaded.signatures:
+        raise RequestError(f"Serving signature name: {name!r} not found in signature def; have "
+                           f"{sorted(loaded.signatures)}.")
+    if INPUT_KEY not in request.inputs:
+        raise RequestError(f"Request has no input {INPUT_KEY!r} (serialized tf.Examples); got "
+                           f"{sorted(request.inputs)}.")
+    return loaded.signatures[name](examples=tf.constant(tf.make_ndarray(request.inputs[INPUT_KEY])))
+
+
 class WarmupError(ValueError):
     """A warmup record the exported model cannot answer (TF Serving would fail to load the model)."""
 
@@ -164,8 +186,8 @@ def replay_warmup(export_dir: str) -> int:
     TF Serving does when it loads a version; returns the number of requests replayed.
 
     Raises:
-      WarmupError: naming the record and the signature, with TensorFlow's message (e.g. the
-        feature whose shape or dtype does not match).
+      WarmupError: naming the record and the signature, with the reason (e.g. the feature whose
+        shape or dtype does not match).
     """
     from tensorflow_serving.apis import prediction_log_pb2
 
@@ -175,12 +197,11 @@ def replay_warmup(export_dir: str) -> int:
     for count, record in enumerate(records, start=1):
         request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
         name = request.model_spec.signature_name or SIGNATURE_NAME
-        if name not in loaded.signatures or INPUT_KEY not in request.inputs:
-            raise WarmupError(f"Warmup record {count - 1} asks for signature {name!r} with inputs "
-                              f"{sorted(request.inputs)}; {export_dir} has {sorted(loaded.signatures)} over "
-                              f"{INPUT_KEY!r}.")
         try:
-            loaded.signatures[name](examples=tf.constant(tf.make_ndarray(request.inputs[INPUT_KEY])))
+            run_predict_request(loaded, request)
+        except RequestError as error:
+            raise WarmupError(f"Warmup record {count - 1} asks for signature {name!r} of {export_dir}: "
+                              f"{error}") from error
         except tf.errors.InvalidArgumentError as error:
             raise WarmupError(f"Warmup record {count - 1} does not match signature {name!r} of {export_dir}: "
                               f"{error_summary(error)}") from error

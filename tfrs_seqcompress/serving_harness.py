@@ -60,19 +60,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: model "
                                                      f"{request.model_spec.name!r} (serving {self.model_name!r}).")
         version, model = self._model(request.model_spec.version.value, context)
-        signature_name = request.model_spec.signature_name or serving.SIGNATURE_NAME
-        if signature_name not in model.signatures:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Serving signature name: {signature_name!r} not found in "
-                                                            f"signature def; have {sorted(model.signatures)}.")
-        if serving.INPUT_KEY not in request.inputs:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Request has no input {serving.INPUT_KEY!r} (serialized "
-                                                            f"tf.Examples); got {sorted(request.inputs)}.")
         try:
-            examples = tf.constant(tf.make_ndarray(request.inputs[serving.INPUT_KEY]))
-            outputs = model.signatures[signature_name](examples=examples)
-        except (tf.errors.InvalidArgumentError, TypeError, ValueError) as error:
+            outputs = serving.run_predict_request(model, request)
+        except (tf.errors.InvalidArgumentError, TypeError, ValueError) as error:  # RequestError is a ValueError
             details = serving.error_summary(error) if isinstance(error, tf.errors.OpError) else str(error)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, details)
+        signature_name = request.model_spec.signature_name or serving.SIGNATURE_NAME
         response = predict_pb2.PredictResponse()
         response.model_spec.name, response.model_spec.signature_name = self.model_name, signature_name
         response.model_spec.version.value = version
