@@ -83,11 +83,6 @@ def run_fn(fn_args) -> None:
         model = models.build_ranking_model(schema, encoder, learning_rate=float(config.get("learning_rate", 1e-3)),
                                            embedding_dim=int(config.get("embedding_dim", 16)),
                                            **_semantic_arguments(encoder, fn_args.train_files, config))
-    if strategy.num_replicas_in_sync > 1:
-        # The task's metrics are synchronised across replicas; Keras' default would sum them over
-        # replicas (an AUC of 2). "first" reads them once; the logged "loss" is then the first
-        # replica's share of the global-batch loss.
-        model.distribute_reduction_method = "first"
     logging.info("Training encoder %r on %s with %s (%d replicas); schema %s", encoder, fn_args.train_files,
                  type(strategy).__name__, strategy.num_replicas_in_sync, schema)
     model.fit(_sharded_by_data(train), validation_data=_sharded_by_data(evaluation),

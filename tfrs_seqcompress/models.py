@@ -56,6 +56,10 @@ class RankingModel(tfrs.models.Model):
     def __init__(self, schema: F.DataSchema, encoder: base.HistoryEncoder, embedding_dim: int = 16,
                  hidden_units: Sequence[int] = (64, 32), embed_outcomes: bool = True, **kwargs):
         super().__init__(**kwargs)
+        # Under a multi-replica tf.distribute strategy the task's metrics are already synchronised;
+        # Keras' default would sum them over replicas (an AUC of 2). "first" reads them once (the
+        # logged "loss" is then the first replica's share of the global-batch loss).
+        self.distribute_reduction_method = "first"
         if isinstance(schema, str):
             schema = F.DataSchema.from_json(schema)
         if isinstance(encoder, dict):
