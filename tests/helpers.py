@@ -31,6 +31,25 @@ def tiny_log() -> dict[str, np.ndarray]:
     }
 
 
+def log_events(log: dict[str, np.ndarray]) -> list[dict[str, int]]:
+    """A log's rows as event dicts (what a Beam pipeline reads from ExampleGen)."""
+    return [{name: int(values[row]) for name, values in log.items()} for row in range(len(log[F.USER_ID]))]
+
+
+def decoded_example(serialized: bytes, float_decimals: int | None = None) -> tuple:
+    """A tf.Example's content as a sorted tuple, independent of the (unordered) map serialization;
+    floats rounded to ``float_decimals`` when given."""
+    def values(feature) -> tuple:
+        if not feature.float_list.value:
+            return tuple(feature.int64_list.value)
+        if float_decimals is None:
+            return tuple(feature.float_list.value)
+        return tuple(np.round(feature.float_list.value, float_decimals))
+
+    features = tf.train.Example.FromString(serialized).features.feature
+    return tuple(sorted((name, values(feature)) for name, feature in features.items()))
+
+
 def assert_layer_roundtrip(layer: tf.keras.layers.Layer, inputs, tmp_path: pathlib.Path) -> None:
     """The layer survives ``get_config``/``from_config`` and a SavedModel round trip with equal outputs."""
     expected = layer(inputs)

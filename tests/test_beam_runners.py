@@ -14,6 +14,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
+from tests import helpers
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.codebook import Codebook, fit_residual_kmeans
 from tfrs_seqcompress.codebook_beam import FitResidualKMeans
@@ -33,24 +34,16 @@ def world():
                                                         seed=4))
 
 
-def _decoded(serialized: bytes) -> tuple:
-    import tensorflow as tf
-    features = tf.train.Example.FromString(serialized).features.feature
-    return tuple(sorted((name, tuple(feature.int64_list.value) or tuple(feature.float_list.value))
-                        for name, feature in features.items()))
-
-
 @pytest.mark.parametrize("runner", sorted(RUNNERS))
 def test_history_examples_match_the_in_memory_build(world, runner):
     log, schema = world.dataset.log, world.dataset.schema
     expected = history.build_history_examples(log, schema)
     train, evaluation = history.split_by_time(expected, history.time_cutoff(log[F.TIMESTAMP], 0.2))
-    events = [{name: int(values[row]) for name, values in log.items()} for row in range(len(log[F.USER_ID]))]
     with beam.Pipeline(options=PipelineOptions(RUNNERS[runner])) as pipeline:
-        outputs = pipeline | beam.Create(events) | history_beam.BuildHistoryExamples(schema, 0.2)
+        outputs = pipeline | beam.Create(helpers.log_events(log)) | history_beam.BuildHistoryExamples(schema, 0.2)
         for split, columns in (("train", train), ("eval", evaluation)):
-            assert_that(outputs[split] | f"Decode{split}" >> beam.Map(_decoded),
-                        equal_to([_decoded(record) for record in F.to_tf_examples(columns)]), label=split)
+            assert_that(outputs[split] | f"Decode{split}" >> beam.Map(helpers.decoded_example),
+                        equal_to([helpers.decoded_example(record) for record in F.to_tf_examples(columns)]), label=split)
 
 
 @pytest.mark.parametrize("runner", sorted(RUNNERS))

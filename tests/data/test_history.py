@@ -108,23 +108,17 @@ def test_bad_eval_fraction_is_rejected(fraction):
         history.time_cutoff(np.array([1, 2]), fraction)
 
 
-def _decoded(serialized: bytes) -> tuple:
-    """A tf.Example's content, independent of the (unordered) map serialization."""
-    feature_map = tf.train.Example.FromString(serialized).features.feature
-    return tuple(sorted((name, tuple(feature.int64_list.value)) for name, feature in feature_map.items()))
-
-
 def test_beam_transform_matches_in_memory_builder():
     schema = helpers.tiny_schema(history_length=3)
     log = helpers.tiny_log()
     examples = history.build_history_examples(log, schema)
     train, evaluation = history.split_by_time(examples, history.time_cutoff(log[F.TIMESTAMP], 0.25))
-    events = [{name: int(values[row]) for name, values in log.items()} for row in range(len(log[F.USER_ID]))]
     with beam.Pipeline() as pipeline:
-        outputs = pipeline | beam.Create(events) | history_beam.BuildHistoryExamples(schema, eval_fraction=0.25)
+        outputs = (pipeline | beam.Create(helpers.log_events(log))
+                   | history_beam.BuildHistoryExamples(schema, eval_fraction=0.25))
         for split, expected in (("train", train), ("eval", evaluation)):
-            assert_that(outputs[split] | f"Decode{split}" >> beam.Map(_decoded),
-                        equal_to([_decoded(record) for record in F.to_tf_examples(expected)]), label=split)
+            assert_that(outputs[split] | f"Decode{split}" >> beam.Map(helpers.decoded_example),
+                        equal_to([helpers.decoded_example(record) for record in F.to_tf_examples(expected)]), label=split)
         assert_that(outputs["max_ids"], equal_to([{F.USER_ID: 3, F.ITEM_ID: 12, F.CATEGORY: 3, "hour": 8}]),
                     label="max_ids")
 

@@ -25,10 +25,6 @@ def trained(tmp_path_factory):
     return log, schema, model, directory, version
 
 
-def _events(log):
-    return [{name: int(values[row]) for name, values in log.items()} for row in range(len(log[F.USER_ID]))]
-
-
 def test_restored_source_model_has_the_same_version_and_tokens(trained):
     log, _, model, directory, version = trained
     restored = token_beam.load_source_model(directory, expected_version=version)
@@ -49,7 +45,8 @@ def test_weights_of_another_model_are_refused(trained, tmp_path):
 def test_beam_writer_matches_in_memory_tokens(trained, tmp_path):
     log, _, model, directory, version = trained
     with beam.Pipeline() as pipeline:
-        _ = pipeline | beam.Create(_events(log)) | token_beam.WriteInstanceTokens(directory, str(tmp_path / "tokens"))
+        _ = (pipeline | beam.Create(helpers.log_events(log))
+             | token_beam.WriteInstanceTokens(directory, str(tmp_path / "tokens")))
     written = token_beam.read_token_store(str(tmp_path / "tokens"), expected_version=version)
     expected = S.build_token_store(model, log)
     np.testing.assert_array_equal(written.timestamp, expected.timestamp)
@@ -58,9 +55,7 @@ def test_beam_writer_matches_in_memory_tokens(trained, tmp_path):
 
 
 def _decoded(serialized):
-    feature_map = tf.train.Example.FromString(serialized).features.feature
-    return tuple(sorted((name, tuple(np.round(f.float_list.value, 5)) if f.float_list.value else tuple(f.int64_list.value))
-                        for name, f in feature_map.items()))
+    return helpers.decoded_example(serialized, float_decimals=5)
 
 
 def test_beam_history_builder_attaches_the_same_tokens_as_the_store(trained):
@@ -72,7 +67,7 @@ def test_beam_history_builder_attaches_the_same_tokens_as_the_store(trained):
     records = [token_beam.token_record(u, t, i, token) for u, t, i, token in
                zip(store.user_id, store.timestamp, store.item_id, store.tokens)]
     with beam.Pipeline() as pipeline:
-        events = pipeline | "Events" >> beam.Create(_events(log))
+        events = pipeline | "Events" >> beam.Create(helpers.log_events(log))
         tokens = pipeline | "Tokens" >> beam.Create(records) | beam.Map(token_beam.parse_token_record)
         outputs = ({"events": events, "tokens": tokens}
                    | history_beam.BuildHistoryExamples(token_schema, 0.25))
@@ -88,7 +83,7 @@ def test_missing_tokens_for_a_user_are_an_error_not_a_silent_gap(trained):
                zip(store.user_id, store.timestamp, store.item_id, store.tokens) if u != 1]
     with pytest.raises(Exception, match="does not line up"):
         with beam.Pipeline() as pipeline:
-            events = pipeline | "Events" >> beam.Create(_events(log))
+            events = pipeline | "Events" >> beam.Create(helpers.log_events(log))
             tokens = pipeline | "Tokens" >> beam.Create(records) | beam.Map(token_beam.parse_token_record)
             _ = {"events": events, "tokens": tokens} | history_beam.BuildHistoryExamples(
                 dataclasses.replace(schema, token_dim=4), 0.25)
