@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from benchmarks import plotting
 from tfrs_seqcompress import codebook as C
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
@@ -77,11 +78,7 @@ def fit_sklearn(vectors, levels, iterations, seed) -> tuple[float, float]:
 
 
 def plot(report: dict, path: pathlib.Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    figure, axes = plotting.subplots(1, 2, figsize=(10, 4))
     for method, style in (("ours", "o-"), ("beam", "s--"), ("sklearn", "^-")):
         rows = [row for row in report["rows"] if method in row]
         if rows:
@@ -91,9 +88,7 @@ def plot(report: dict, path: pathlib.Path) -> None:
     axes[1].set(xlabel="vectors", ylabel="quantisation error / variance", title="quantisation error")
     for axis in axes:
         axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    plotting.save(figure, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

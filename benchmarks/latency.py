@@ -27,6 +27,7 @@ import numpy as np
 import tfrs_seqcompress  # noqa: F401  (sets Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
+from benchmarks import plotting
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import models
 from tfrs_seqcompress.codebook import fit_residual_kmeans
@@ -88,20 +89,14 @@ def measure(world, codebook, vectors, length: int, calls: int) -> dict:
 
 
 def plot(report: dict, path: pathlib.Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure, axis = plotting.subplots(figsize=(6, 4))
     lengths = [row["history_length"] for row in report["rows"]]
     for name in report["rows"][0]["latency"]:
         axis.loglog(lengths, [row["latency"][name]["p50_ms"] for row in report["rows"]], "o-", label=name)
     axis.set(xlabel="history length L", ylabel="median ms per request (100 candidates)",
              title="serving compute vs history length")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    plotting.save(figure, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -46,6 +46,7 @@ import numpy as np
 import tfrs_seqcompress  # noqa: F401  (sets Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
+from benchmarks import plotting
 from benchmarks.latency import timed
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import codebook, layers, metrics, models, serving
@@ -274,12 +275,8 @@ def markdown_table(report: dict) -> str:
 
 
 def plot(report: dict, path: pathlib.Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     encoders = list(report["encoders"])
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    figure, axes = plotting.subplots(1, 2, figsize=(10, 4))
     for axis, name in zip(axes, ("auc", "gauc")):
         means = [report["encoders"][e][name]["mean"] for e in encoders]
         stds = [report["encoders"][e][name]["std"] for e in encoders]
@@ -288,9 +285,7 @@ def plot(report: dict, path: pathlib.Path) -> None:
         axis.set_ylim(max(0.0, low - 0.02), max(m + s for m, s in zip(means, stds)) + 0.01)
         axis.set_title(f"{name.upper()} on {report['dataset']} (mean ± std, {len(report['seeds'])} seeds)")
         axis.tick_params(axis="x", rotation=30)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    plotting.save(figure, path)
 
 
 SETTINGS = ("dataset", "history_length", "epochs", "batch_size", "token_dim", "seeds", "codebook", "fanouts",

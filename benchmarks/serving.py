@@ -36,6 +36,7 @@ import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from benchmarks import plotting
 from benchmarks.latency import CANDIDATES, RESULTS_DIR, request_for, timed
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import models, serving, serving_client, serving_harness
@@ -130,11 +131,7 @@ def measure(servable: Servable, calls: int, concurrency: int, seconds: float) ->
 
 
 def plot(report: dict, path: pathlib.Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (latency, throughput) = plotting.subplots(1, 2, figsize=(11, 4))
     for index, name in enumerate(report["models"]):
         rows = [row for row in report["rows"] if row["model"] == name]
         lengths = [row["history_length"] for row in rows]
@@ -149,9 +146,7 @@ def plot(report: dict, path: pathlib.Path) -> None:
                    title=f"gRPC throughput, {report['concurrency']} concurrent clients")
     latency.legend(fontsize=7)
     throughput.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    plotting.save(figure, path)
 
 
 def main(argv: list[str] | None = None) -> dict:
