@@ -47,14 +47,19 @@ def run_pipeline(tmp_path: pathlib.Path, data_path, *extra: str, min_eval_auc: s
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=str(helpers.REPO_ROOT), timeout=1200)
 
 
-def artifacts(tmp_path: pathlib.Path, type_name: str) -> list:
-    """Every artefact of a type in the run's ML Metadata store."""
-    from ml_metadata import metadata_store
+def metadata_store(tmp_path: pathlib.Path):
+    """The run's ML Metadata store (the SQLite file the runner was given)."""
+    from ml_metadata import metadata_store as mlmd
     from ml_metadata.proto import metadata_store_pb2
 
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = str(tmp_path / "mlmd" / "metadata.db")
-    return metadata_store.MetadataStore(config).get_artifacts_by_type(type_name)
+    return mlmd.MetadataStore(config)
+
+
+def artifacts(tmp_path: pathlib.Path, type_name: str) -> list:
+    """Every artefact of a type in the run's ML Metadata store."""
+    return metadata_store(tmp_path).get_artifacts_by_type(type_name)
 
 
 def tree_digest(directory: pathlib.Path) -> str:
@@ -68,12 +73,9 @@ def tree_digest(directory: pathlib.Path) -> str:
 
 def newest_execution_states(tmp_path: pathlib.Path) -> dict[str, str]:
     """Component type (last dotted part) -> state of its newest execution (COMPLETE, CACHED, ...)."""
-    from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(tmp_path / "mlmd" / "metadata.db")
-    store = metadata_store.MetadataStore(config)
+    store = metadata_store(tmp_path)
     types = {execution_type.id: execution_type.name.split(".")[-1] for execution_type in store.get_execution_types()}
     return {types[execution.type_id]: metadata_store_pb2.Execution.State.Name(execution.last_known_state)
             for execution in sorted(store.get_executions(), key=lambda execution: execution.id)}
