@@ -16,6 +16,10 @@ MODEL_NAME = "ranker"
 BASELINE_ENCODERS = ("mean", "din_last_n", "din_full", "sim_hard")
 # The Trainer's tf.distribute strategies (``trainer_module.distribution_strategy``).
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+# Encoders that need InstanceCompressor's tokens / CodebookFitter's codebook: the names of
+# ``layers.TOKEN_ENCODERS`` / ``layers.SEMANTIC_ENCODERS`` (kept here so configs never imports TF).
+TOKEN_ENCODERS = ("iat", "hisac_iat")
+SEMANTIC_ENCODERS = ("global_clusters", "hisac", "hisac_iat")
 
 
 @dataclasses.dataclass
@@ -31,9 +35,9 @@ class PipelineConfig:
       encoder: a name from ``tfrs_seqcompress.layers.ENCODERS``.
       epochs, batch_size, learning_rate, embedding_dim, seed: training.
       iat_scheme, token_dim, source_epochs: IAT stage 1 (``InstanceCompressor``), used when the
-        encoder reads instance tokens (``encoder == "iat"``).
+        encoder reads instance tokens (``TOKEN_ENCODERS``: ``iat``, ``hisac_iat``).
       codebook_levels, fanouts, semantic_dim, codebook_iterations: HiSAC (``CodebookFitter``),
-        used when the encoder reads semantic IDs (``hisac``; ``global_clusters`` uses level 1).
+        used when the encoder reads semantic IDs (``SEMANTIC_ENCODERS``; ``global_clusters`` uses level 1).
       min_eval_auc, min_eval_gauc: floors on the candidate's eval AUC and GAUC.
       baseline_encoder: a simple encoder (one of ``BASELINE_ENCODERS``) the candidate must not fall
         behind, trained on the same examples (``BaselineTrainer``); ``None`` skips that comparison.
@@ -81,11 +85,11 @@ class PipelineConfig:
 
     @property
     def uses_instance_tokens(self) -> bool:
-        return self.encoder == "iat"
+        return self.encoder in TOKEN_ENCODERS
 
     @property
     def uses_codebook(self) -> bool:
-        return self.encoder in ("hisac", "global_clusters")
+        return self.encoder in SEMANTIC_ENCODERS
 
     def trainer_custom_config(self, encoder: str) -> dict:
         """The Trainer's settings for a model with ``encoder`` (the candidate's or the baseline's)."""

@@ -64,7 +64,7 @@ def _semantic_arguments(encoder: str, train_files: list[str], config: dict) -> d
     examples_dir = os.path.dirname(os.path.dirname(train_files[0]))
     codebook, item_vectors = semantic_io.load_semantic_tables(os.path.join(examples_dir, semantic_io.SEMANTIC_DIR))
     arguments = {"codebook": codebook, "item_vectors": item_vectors}
-    if encoder == "hisac":
+    if encoder in layers.VOTING_ENCODERS:
         arguments["fanouts"] = tuple(config.get("fanouts", (4, 2)))
     return arguments
 

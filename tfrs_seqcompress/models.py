@@ -257,7 +257,7 @@ def semantic_encoder_arguments(schema: F.DataSchema, encoder_name: str, codebook
         raise ValueError(f"item_vectors have {len(item_vectors)} rows; the schema has num_items {schema.num_items} "
                          "(row i must hold item ID i's vector, zeros where unknown).")
     arguments = {"semantic_ids": encoder_layers.SemanticIds.from_codebook(codebook, item_vectors)}
-    if encoder_name == "hisac" and codebook.statistics.get("quantisation_error"):
+    if encoder_name in encoder_layers.VOTING_ENCODERS and codebook.statistics.get("quantisation_error"):
         arguments["temperature"] = float(codebook.statistics["quantisation_error"][0])
     return arguments
 

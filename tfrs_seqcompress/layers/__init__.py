@@ -10,6 +10,7 @@ from __future__ import annotations
 from tfrs_seqcompress.layers.attention import TargetAttention, masked_softmax
 from tfrs_seqcompress.layers.base import HistoryEncoder
 from tfrs_seqcompress.layers.baselines import DINEncoder, MeanPoolingEncoder, SimHardEncoder
+from tfrs_seqcompress.layers.composed import HiSACTokenEncoder
 from tfrs_seqcompress.layers.hisac import (GlobalClusterEncoder, HierarchicalVoting, HiSACEncoder, SemanticIds,
                                            SoftRoutingAttention)
 from tfrs_seqcompress.layers.iat import IATEncoder, SourceInstanceTransformer, TokenBottleneck
@@ -24,9 +25,14 @@ ENCODERS = {
     # semantic_ids come from a codebook and item vectors (models.build_ranking_model)
     "global_clusters": (GlobalClusterEncoder, {}),
     "hisac": (HiSACEncoder, {"fanouts": (4, 2)}),
+    "hisac_iat": (HiSACTokenEncoder, {"fanouts": (4, 2)}),  # HiSAC routing IAT tokens (layers.composed)
 }
 # Encoders that read frozen semantic tables (SemanticIds) built from a codebook.
-SEMANTIC_ENCODERS = ("global_clusters", "hisac")
+SEMANTIC_ENCODERS = ("global_clusters", "hisac", "hisac_iat")
+# Encoders that vote (fanouts, routing temperature): HiSAC and HiSAC over tokens.
+VOTING_ENCODERS = ("hisac", "hisac_iat")
+# Encoders that read IAT instance tokens (``history_tokens``).
+TOKEN_ENCODERS = ("iat", "hisac_iat")
 
 
 def make_encoder(name: str, **overrides) -> HistoryEncoder:
@@ -44,4 +50,4 @@ def make_encoder(name: str, **overrides) -> HistoryEncoder:
 __all__ = ["HistoryEncoder", "TargetAttention", "masked_softmax", "MeanPoolingEncoder", "DINEncoder",
            "SimHardEncoder", "IATEncoder", "SourceInstanceTransformer", "TokenBottleneck", "ENCODERS", "make_encoder",
            "GlobalClusterEncoder", "HierarchicalVoting", "HiSACEncoder", "SemanticIds", "SoftRoutingAttention",
-           "SEMANTIC_ENCODERS"]
+           "SEMANTIC_ENCODERS", "VOTING_ENCODERS", "TOKEN_ENCODERS", "HiSACTokenEncoder"]

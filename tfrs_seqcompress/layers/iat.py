@@ -58,6 +58,17 @@ def strictly_earlier_mask(timestamps: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return earlier & mask[:, None, :] & mask[:, :, None]
 
 
+def check_tokens(encoder: base.HistoryEncoder, tokens: tf.Tensor) -> None:
+    """Raises ``ValueError`` unless ``tokens`` are float ``[batch, history_length, encoder.token_dim]``."""
+    name = type(encoder).__name__
+    if tokens.shape[-1] is not None and tokens.shape[-1] != encoder.token_dim:
+        raise ValueError(f"{name}: 'history_tokens' must have shape [batch, history_length, {encoder.token_dim}] "
+                         f"(token_dim {encoder.token_dim}), got {tokens.shape}. Were the tokens made by another "
+                         "source model?")
+    if not tokens.dtype.is_floating:
+        raise ValueError(f"{name}: 'history_tokens' must be float, got {tokens.dtype.name}.")
+
+
 @tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
 class SourceInstanceTransformer(tf.keras.layers.Layer):
     """IAT's Source Instance Transformer (SIT): a strictly causal Transformer over a user's instances.
@@ -179,13 +190,7 @@ class IATEncoder(base.HistoryEncoder):
 
     def check_inputs(self, inputs: Mapping[str, tf.Tensor]) -> None:
         super().check_inputs(inputs)
-        tokens = inputs[HISTORY_TOKENS]
-        if tokens.shape[-1] is not None and tokens.shape[-1] != self.token_dim:
-            raise ValueError(f"IATEncoder: 'history_tokens' must have shape [batch, history_length, {self.token_dim}] "
-                             f"(token_dim {self.token_dim}), got {tokens.shape}. Were the tokens made by another "
-                             "source model?")
-        if not tokens.dtype.is_floating:
-            raise ValueError(f"IATEncoder: 'history_tokens' must be float, got {tokens.dtype.name}.")
+        check_tokens(self, inputs[HISTORY_TOKENS])
 
     def encode(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
         mask = tf.cast(inputs[base.HISTORY_MASK], tf.bool)
