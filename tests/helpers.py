@@ -50,6 +50,14 @@ def decoded_example(serialized: bytes, float_decimals: int | None = None) -> tup
     return tuple(sorted((name, values(feature)) for name, feature in features.items()))
 
 
+def file_bytes(root: pathlib.Path) -> dict[pathlib.Path, bytes]:
+    """Every file under ``root`` (or ``root`` itself) with its bytes: compare before and after a
+    refused input to show nothing already written was touched."""
+    root = pathlib.Path(root)
+    files = [root] if root.is_file() else sorted(path for path in root.rglob("*") if path.is_file())
+    return {path: path.read_bytes() for path in files}
+
+
 def assert_layer_roundtrip(layer: tf.keras.layers.Layer, inputs, tmp_path: pathlib.Path) -> None:
     """The layer survives ``get_config``/``from_config`` and a SavedModel round trip with equal outputs."""
     expected = layer(inputs)

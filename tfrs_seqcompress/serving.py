@@ -11,7 +11,8 @@ The exported SavedModel follows TF Serving's conventions:
   that TF Serving replays on load so the first real request is not slow; the export replays them
   itself (``replay_warmup``) so a file that does not match the signature fails the export, not the
   server's load;
-* an empty request (no examples) is an InvalidArgumentError naming the input;
+* an empty request (no examples) is an InvalidArgumentError naming the input, and so is a history
+  that breaks the data contract (``history_checks``: mask, order, leakage, non-finite tokens);
 * for models whose encoder compresses the history into agents (HiSAC, global clusters), two more
   signatures: ``compute_agents(examples) -> {agent_vectors [B, K, D], agent_mask [B, K],
   agent_weights [B, K]}`` run offline once per user on a history example, and
@@ -52,13 +53,50 @@ def _parse(examples: tf.Tensor, spec: dict) -> dict:
     return tf.io.parse_example(examples, spec)
 
 
+def _refuse_unless(condition: tf.Tensor, message: str) -> tf.Operation:
+    return tf.debugging.Assert(tf.reduce_all(condition), [tf.constant(message)])
+
+
+def history_checks(features: dict, against_target: bool = True) -> list:
+    """In-graph checks of a request's histories against the data contract (as
+    ``features.validate_history`` offline): ``hist_mask`` 0/1 with padding first, ``hist_timestamp``
+    non-decreasing over the events, ``hist_token`` finite and — with ``against_target`` — every
+    event strictly before the target's ``timestamp`` (a later one is leakage). Each failed check is
+    an InvalidArgumentError naming the feature: TF Serving answers INVALID_ARGUMENT."""
+    mask = features[F.HISTORY_MASK]
+    times = features[F.history_name(F.TIMESTAMP)]
+    both = (mask[:, 1:] > 0) & (mask[:, :-1] > 0)
+    checks = [
+        _refuse_unless((mask == 0) | (mask == 1), f"Feature {F.HISTORY_MASK!r} must hold only 0 (padding) and 1 (event)."),
+        _refuse_unless(mask[:, 1:] >= mask[:, :-1], f"Feature {F.HISTORY_MASK!r} must be right-aligned: "
+                       "padding (0) first, events (1) last."),
+        _refuse_unless(~both | (times[:, 1:] >= times[:, :-1]), f"Feature {F.history_name(F.TIMESTAMP)!r} must be "
+                       "non-decreasing over the events (oldest first, most recent last)."),
+    ]
+    if against_target:
+        checks.append(_refuse_unless((mask == 0) | (times < features[F.TIMESTAMP][:, None]), (
+            f"Leakage: feature {F.history_name(F.TIMESTAMP)!r} has an event at or after the example's "
+            f"{F.TIMESTAMP!r}; a history holds only events strictly before the request.")))
+    if F.HISTORY_TOKEN in features:
+        checks.append(_refuse_unless(tf.math.is_finite(features[F.HISTORY_TOKEN]),
+                                     f"Feature {F.HISTORY_TOKEN!r} contains NaN or infinity."))
+    return checks
+
+
+def _checked_history(examples: tf.Tensor, spec: dict, against_target: bool = True) -> dict:
+    """A request's parsed history examples, usable only once ``history_checks`` passed."""
+    features = _parse(examples, spec)
+    with tf.control_dependencies(history_checks(features, against_target)):
+        return {name: tf.identity(value) for name, value in features.items()}
+
+
 def serving_function(model: tf.keras.Model, schema: F.DataSchema) -> tf.types.experimental.ConcreteFunction:
     """The ``serving_default`` concrete function of ``model`` (parses, scores, names outputs)."""
     spec = F.example_parse_spec(schema, with_label=False)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
     def serve(examples):
-        logits = model(_parse(examples, spec), training=False)
+        logits = model(_checked_history(examples, spec), training=False)
         return {SCORE_KEY: tf.sigmoid(logits), LOGIT_KEY: logits}
 
     return serve.get_concrete_function()
@@ -81,7 +119,7 @@ def agent_functions(model: tf.keras.Model, schema: F.DataSchema) -> dict:
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
     def compute_agents(examples):
-        return model.compute_agents(_parse(examples, history_spec))
+        return model.compute_agents(_checked_history(examples, history_spec, against_target=False))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
     def score_with_agents(examples):
@@ -149,14 +187,16 @@ _UNNAMED_EXAMPLE = "Name: <unknown>, "
 
 
 def error_summary(error: tf.errors.OpError) -> str:
-    """TensorFlow's error message without the graph-execution noise (node names, stack markers)."""
+    """TensorFlow's error message without the graph-execution noise (node names, stack markers) and
+    without the escaping of printed string tensors (a ``tf.debugging.Assert`` message's quotes)."""
     lines = [line.strip() for line in error.message.splitlines()]
     kept = [line.split(_UNNAMED_EXAMPLE)[-1] for line in lines if line and not line.startswith(_NOISE)]
-    return " ".join(kept).split(" [[")[0] or error.message
+    return (" ".join(kept).split(" [[")[0] or error.message).replace("\\'", "'")
 
 
 class RequestError(ValueError):
-    """A ``PredictRequest`` a SavedModel cannot take: an unknown signature or no ``examples`` input."""
+    """A ``PredictRequest`` a SavedModel cannot take: an unknown signature, no ``examples`` input, or
+    an entry of ``examples`` that is not a tf.Example."""
 
 
 def run_predict_request(loaded, request) -> dict:
@@ -164,7 +204,9 @@ def run_predict_request(loaded, request) -> dict:
     none) of a loaded SavedModel, as the model server does; returns the signature's outputs.
 
     Raises:
-      RequestError: the signature or the ``examples`` input is missing (TF Serving's words).
+      RequestError: the signature or the ``examples`` input is missing (TF Serving's words), or
+        an example is not a tf.Example at all (TensorFlow echoes the raw bytes into its message
+        and then fails to decode that message: the parse error is reported in its place).
       tf.errors.InvalidArgumentError: the examples do not parse against the signature.
     """
     name = request.model_spec.signature_name or SIGNATURE_NAME
@@ -174,7 +216,11 @@ def run_predict_request(loaded, request) -> dict:
     if INPUT_KEY not in request.inputs:
         raise RequestError(f"Request has no input {INPUT_KEY!r} (serialized tf.Examples); got "
                            f"{sorted(request.inputs)}.")
-    return loaded.signatures[name](examples=tf.constant(tf.make_ndarray(request.inputs[INPUT_KEY])))
+    try:
+        return loaded.signatures[name](examples=tf.constant(tf.make_ndarray(request.inputs[INPUT_KEY])))
+    except UnicodeDecodeError:
+        raise RequestError(f"Could not parse example input: an entry of {INPUT_KEY!r} is not a serialized "
+                           "tf.Example (malformed or truncated bytes).") from None
 
 
 class WarmupError(ValueError):
