@@ -1,0 +1,69 @@
+"""Bad-input corpus, pipeline inputs: the main job's command line and a user's log files.
+
+Every case is refused before any pipeline step runs (exit code 2, one ``ERROR:`` line naming the
+file, column or flag); the pipeline root, the ML Metadata store and the served models a previous
+run left are byte-identical afterwards, and nothing new was written."""
+import pytest
+
+from pipelines import local_runner
+from tests import helpers
+
+HEADER = "user_id,item_id,timestamp,label,category"
+GOOD_ROWS = "1,5,100,1,2\n1,6,200,0,3\n2,5,150,1,2\n"
+
+# (case, extra arguments, files to write: name -> text, what the ERROR line must say)
+CASES = [
+    ("log_does_not_exist", ["--data", "{dir}/nope.csv"], {}, "nope.csv does not exist"),
+    ("log_empty", ["--data", "{dir}/log.csv"], {"log.csv": ""}, "is empty: expected a header row"),
+    ("log_header_only", ["--data", "{dir}/log.csv"], {"log.csv": HEADER + "\n"}, "has a header but no events"),
+    ("log_missing_column", ["--data", "{dir}/log.csv"], {"log.csv": "user_id,item_id,label,category\n1,5,1,2\n"},
+     "missing column(s) ['timestamp']"),
+    ("log_label_not_binary", ["--data", "{dir}/log.csv"], {"log.csv": f"{HEADER}\n1,5,100,3,2\n"},
+     "'label' must be 0 or 1"),
+    ("log_text_in_id_column", ["--data", "{dir}/log.csv"], {"log.csv": f"{HEADER}\n1,x,100,1,2\n"},
+     "column 'item_id' must hold integers"),
+    ("log_negative_user", ["--data", "{dir}/log.csv"], {"log.csv": f"{HEADER}\n-4,5,100,1,2\n"},
+     "'user_id' has negative IDs"),
+    ("item_table_lacks_items", ["--data", "{dir}/log.csv", "--items", "{dir}/items.csv"],
+     {"log.csv": f"{HEADER}\n{GOOD_ROWS}", "items.csv": "item_id,category\n5,1\n"},
+     "1 logged item_id(s) are not in the item table (first: [6])"),
+    ("context_feature_not_in_log", ["--data", "{dir}/log.csv", "--context-features", "device"],
+     {"log.csv": f"{HEADER}\n{GOOD_ROWS}"}, "context_features ['device'] are not event_features"),
+    ("history_length_zero", ["--data", "{dir}/log.csv", "--history-length", "0"],
+     {"log.csv": f"{HEADER}\n{GOOD_ROWS}"}, "DataSchema.history_length must be a positive int"),
+    ("items_without_data", ["--items", "{dir}/items.csv"], {"items.csv": "item_id,category\n5,1\n"},
+     "--items needs --data"),
+    ("unknown_encoder", ["--encoder", "transformer_xl"], {}, "unknown --encoder 'transformer_xl'"),
+    ("fanouts_for_other_levels", ["--encoder", "hisac", "--codebook-levels", "16,8", "--fanouts", "4"], {},
+     "--fanouts 4 must give one fan-out per codebook level (16,8)"),
+    ("fanout_above_level_size", ["--encoder", "hisac_iat", "--codebook-levels", "4,2", "--fanouts", "8,2"], {},
+     "--fanouts 8,2 must give one fan-out per codebook level"),
+]
+
+
+@pytest.fixture
+def earlier_run(tmp_path):
+    """What an earlier run left: a pipeline root, its metadata store and a served model version."""
+    root, metadata, served = tmp_path / "pipeline_root", tmp_path / "metadata" / "metadata.db", tmp_path / "served"
+    (root / "data" / "ml-100k").mkdir(parents=True)
+    (root / "data" / "ml-100k" / "log.csv").write_text(f"{HEADER}\n{GOOD_ROWS}")
+    metadata.parent.mkdir()
+    metadata.write_bytes(b"SQLite format 3\x00 (an earlier run's store)")
+    (served / "1700000000" / "variables").mkdir(parents=True)
+    (served / "1700000000" / "saved_model.pb").write_bytes(b"an earlier pushed model")
+    flags = ["--pipeline-root", str(root), "--metadata-path", str(metadata), "--serving-model-dir", str(served)]
+    return tmp_path, flags
+
+
+@pytest.mark.parametrize("case, arguments, files, message", CASES, ids=[case[0] for case in CASES])
+def test_bad_pipeline_input_is_refused_before_anything_runs(earlier_run, capsys, case, arguments, files, message):
+    workspace, flags = earlier_run
+    inputs = workspace / "inputs"
+    inputs.mkdir()
+    for name, text in files.items():
+        (inputs / name).write_text(text)
+    before = helpers.file_bytes(workspace)
+    assert local_runner.main([argument.format(dir=inputs) for argument in arguments] + flags) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("ERROR: ") and message in error, error
+    assert helpers.file_bytes(workspace) == before  # nothing changed, nothing added
