@@ -87,9 +87,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--encoder", default=defaults.encoder)
     parser.add_argument("--iat-scheme", default=defaults.iat_scheme, choices=["temporal_order", "user_order"],
                         help="IAT source-model scheme (with --encoder iat or hisac_iat)")
-    parser.add_argument("--token-dim", type=int, default=defaults.token_dim, help="IAT token size d (with --encoder iat or hisac_iat)")
+    parser.add_argument("--token-dim", type=int, default=defaults.token_dim,
+                        help="IAT token size d (with --encoder iat or hisac_iat)")
     parser.add_argument("--codebook-levels", default=",".join(map(str, defaults.codebook_levels)),
-                        help="HiSAC codebook sizes per level (with --encoder hisac or hisac_iat; global_clusters uses the first)")
+                        help="HiSAC codebook sizes per level (with --encoder hisac or hisac_iat; "
+                             "global_clusters uses the first)")
     parser.add_argument("--fanouts", default=",".join(map(str, defaults.fanouts)),
                         help="HiSAC voting fan-out per level: K = their product interest-agents")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)

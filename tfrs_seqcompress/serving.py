@@ -67,7 +67,8 @@ def history_checks(features: dict, against_target: bool = True) -> list:
     times = features[F.history_name(F.TIMESTAMP)]
     both = (mask[:, 1:] > 0) & (mask[:, :-1] > 0)
     checks = [
-        _refuse_unless((mask == 0) | (mask == 1), f"Feature {F.HISTORY_MASK!r} must hold only 0 (padding) and 1 (event)."),
+        _refuse_unless((mask == 0) | (mask == 1),
+                       f"Feature {F.HISTORY_MASK!r} must hold only 0 (padding) and 1 (event)."),
         _refuse_unless(mask[:, 1:] >= mask[:, :-1], f"Feature {F.HISTORY_MASK!r} must be right-aligned: "
                        "padding (0) first, events (1) last."),
         _refuse_unless(~both | (times[:, 1:] >= times[:, :-1]), f"Feature {F.history_name(F.TIMESTAMP)!r} must be "

@@ -207,14 +207,19 @@ CASES = [
 ]
 
 
+def _written_files(root):
+    """The fixture's files with their bytes (not the damaged copies some cases make for themselves)."""
+    return {path: data for path, data in helpers.file_bytes(root).items() if "_copy" not in str(path)}
+
+
 @pytest.mark.parametrize("case, call, error, message", CASES, ids=[case[0] for case in CASES])
 def test_bad_input_is_refused_and_nothing_written_is_changed(written, case, call, error, message):
-    on_disk = {path: data for path, data in helpers.file_bytes(written.root).items() if "_copy" not in str(path)}
+    on_disk = _written_files(written.root)
     in_memory = copy.deepcopy((written.log, written.examples, written.token_examples, written.vectors))
     weights = [weight.copy() for weight in written.model.get_weights()]
     with pytest.raises(error, match=message):
         call(written)
-    assert {path: data for path, data in helpers.file_bytes(written.root).items() if "_copy" not in str(path)} == on_disk
+    assert _written_files(written.root) == on_disk
     for before, after in zip(in_memory, (written.log, written.examples, written.token_examples, written.vectors)):
         if isinstance(before, dict):
             assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
