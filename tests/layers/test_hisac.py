@@ -201,3 +201,13 @@ def test_agents_can_be_computed_before_the_encoder_was_ever_called(small_tables)
     served = encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], agents["agent_weights"],
                                    inputs[base.CANDIDATE_EMBEDDING], inputs[base.CANDIDATE_ITEM_ID])
     np.testing.assert_allclose(served.numpy(), encoder(inputs).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_squared_distances_equal_the_differences_they_replace():
+    rng = np.random.default_rng(7)
+    points, prototypes = rng.normal(size=(3, 50, 5)) * 4, rng.normal(size=(3, 6, 5)) * 4
+    prototypes[0, 0] = points[0, 0]  # a point on its prototype: distance 0, not a negative rounding error
+    expected = ((points[:, :, None, :] - prototypes[:, None, :, :]) ** 2).sum(-1)
+    distances = hisac.squared_distances(tf.constant(points, tf.float32), tf.constant(prototypes, tf.float32)).numpy()
+    np.testing.assert_allclose(distances, expected, rtol=1e-5, atol=1e-4)
+    assert distances.min() >= 0.0

@@ -163,6 +163,17 @@ def agent_weights(votes: tf.Tensor, agent_mask: tf.Tensor) -> tf.Tensor:
     return tf.math.divide_no_nan(votes, tf.reduce_sum(votes, axis=-1, keepdims=True))
 
 
+def squared_distances(points: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
+    """``||s_l - p_k||^2`` for ``points [B, L, d]`` and ``prototypes [B, K, d]`` -> ``[B, L, K]``.
+
+    Expanded as ``||s||^2 - 2 s.p + ||p||^2`` (one batched matmul) rather than through the
+    ``[B, L, K, d]`` differences: at L = 10,000 that tensor was 75 % of HiSAC's encoder time
+    (``benchmarks/hot_path.py``). Clipped at 0 against rounding."""
+    cross = tf.einsum("bld,bkd->blk", points, prototypes)
+    norms = tf.reduce_sum(tf.square(points), axis=-1)[..., None] + tf.reduce_sum(tf.square(prototypes), axis=-1)[:, None]
+    return tf.maximum(norms - 2.0 * cross, 0.0)
+
+
 @tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
 class SoftRoutingAttention(tf.keras.layers.Layer):
     """HiSAC's Soft-Routing Attention: events are routed softly to agents by semantic distance.
@@ -187,7 +198,7 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
 
     def routing_weights(self, semantic, mask, prototypes, agent_mask) -> tf.Tensor:
         """``[B, L, K]``: each real event's distribution over the live agents."""
-        distances = tf.reduce_sum(tf.square(semantic[:, :, None, :] - prototypes[:, None, :, :]), axis=-1)
+        distances = squared_distances(semantic, prototypes)
         live = tf.cast(agent_mask, tf.bool)[:, None, :] & tf.cast(mask, tf.bool)[:, :, None]
         return masked_softmax(-distances / self.temperature, live)
 
