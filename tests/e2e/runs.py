@@ -36,13 +36,22 @@ def write_newer_log(directory: pathlib.Path, seed: int = 5) -> pathlib.Path:
     return interaction_log.write_log_csv(combined, directory / "input_newer" / "log.csv")
 
 
+EPOCHS, BATCH_SIZE = 3, 64
+
+
+def pipeline_command(tmp_path: pathlib.Path, data_path, *extra: str, min_eval_auc: str = "0.55") -> list[str]:
+    """The local runner's command line, as users type it, on the small log with ``tmp_path``'s dirs."""
+    return [sys.executable, "-m", "pipelines.local_runner", "--data", str(data_path), "--context-features", CONTEXT,
+            "--history-length", "10", "--epochs", str(EPOCHS), "--batch-size", str(BATCH_SIZE),
+            "--min-eval-auc", min_eval_auc,
+            "--pipeline-root", str(tmp_path / "root"), "--metadata-path", str(tmp_path / "mlmd" / "metadata.db"),
+            "--serving-model-dir", str(tmp_path / "saved_models" / "ranker"),
+            # Small logs give noisy metrics: the tests that are about validation set their own drops.
+            "--max-drop-vs-blessed", "0.5", "--max-drop-vs-baseline", "0.5", *extra]
+
+
 def run_pipeline(tmp_path: pathlib.Path, data_path, *extra: str, min_eval_auc: str = "0.55"):
-    command = [sys.executable, "-m", "pipelines.local_runner", "--data", str(data_path), "--context-features", CONTEXT,
-               "--history-length", "10", "--epochs", "3", "--batch-size", "64", "--min-eval-auc", min_eval_auc,
-               "--pipeline-root", str(tmp_path / "root"), "--metadata-path", str(tmp_path / "mlmd" / "metadata.db"),
-               "--serving-model-dir", str(tmp_path / "saved_models" / "ranker"),
-               # Small logs give noisy metrics: the tests that are about validation set their own drops.
-               "--max-drop-vs-blessed", "0.5", "--max-drop-vs-baseline", "0.5", *extra]
+    command = pipeline_command(tmp_path, data_path, *extra, min_eval_auc=min_eval_auc)
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=str(helpers.REPO_ROOT), timeout=1200)
 
