@@ -48,7 +48,7 @@ import numpy as np
 import tfrs_seqcompress  # noqa: F401  (sets Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
-from benchmarks import plotting
+from benchmarks import memory, plotting
 from benchmarks.latency import timed
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import codebook, layers, metrics, models, serving
@@ -68,7 +68,8 @@ RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 METRICS = ("auc", "gauc", "logloss")
 OPTIONAL_METRICS = ("auc_long_tail", "quantisation_error")
 COSTS = ("train_examples_per_second", "serving_ms_p50", "serving_ms_p99", "source_train_seconds",
-         "fetch_examples_per_second", "codebook_fit_seconds", "serving_agents_ms_p50", "serving_agents_ms_p99")
+         "fetch_examples_per_second", "codebook_fit_seconds", "serving_agents_ms_p50", "serving_agents_ms_p99",
+         "peak_rss_mb")
 
 
 @dataclasses.dataclass
@@ -216,6 +217,7 @@ def serving_latency_ms(model: models.RankingModel, schema: F.DataSchema, test: d
 def run_one(bench: Benchmark, encoder: str, seed: int) -> dict:
     tf.keras.backend.clear_session()  # one run's models and traced functions must not pile up in memory
     gc.collect()
+    memory.reset_peak()
     result = {}
     schema, name, batch_size = bench.schema, encoder, bench.batch_size
     train_rows, test_rows = bench.split_rows()
@@ -245,6 +247,7 @@ def run_one(bench: Benchmark, encoder: str, seed: int) -> dict:
     # The last epoch only: the first one also pays for tracing and process warm-up.
     result["train_examples_per_second"] = len(train_rows) / timer.seconds[-1]
     result.update(serving_latency_ms(model, schema, serving_rows))
+    result["peak_rss_mb"] = memory.peak_rss_mb()  # the run's peak, the shared dataset included
     return result
 
 
@@ -263,8 +266,8 @@ def markdown_table(report: dict) -> str:
     lines = ["| encoder | AUC | GAUC | LogLoss | " + ("AUC long-tail | " if long_tail else "")
              + "train examples/s | serving ms p50 / p99 (100 candidates) | precomputed agents ms p50 / p99 "
              "| source model train s "
-             "| token fetch examples/s | codebook fit s |",
-             "|---|---|---|---|" + ("---|" if long_tail else "") + "---|---|---|---|---|---|"]
+             "| token fetch examples/s | codebook fit s | peak RSS MB |",
+             "|---|---|---|---|" + ("---|" if long_tail else "") + "---|---|---|---|---|---|---|"]
     for encoder, summary in report["encoders"].items():
         shown = METRICS + (("auc_long_tail",) if long_tail else ())
         cells = [f"{summary[m]['mean']:.4f} ± {summary[m]['std']:.4f}" for m in shown]
@@ -273,7 +276,7 @@ def markdown_table(report: dict) -> str:
                  f"{number('serving_ms_p50', 1)} / {number('serving_ms_p99', 1)}",
                  f"{number('serving_agents_ms_p50', 1)} / {number('serving_agents_ms_p99', 1)}",
                  number("source_train_seconds"), number("fetch_examples_per_second"),
-                 number("codebook_fit_seconds", 1)]
+                 number("codebook_fit_seconds", 1), number("peak_rss_mb")]
         lines.append(f"| {encoder} | " + " | ".join(cells + extra) + " |")
     return "\n".join(lines)
 

@@ -1,8 +1,9 @@
 """Serving benchmark: latency (p50 / p99) and throughput of the exported SavedModels.
 
 One request = one user and 100 candidates as production sends it: 100 serialized ``tf.Example``s
-(``serving_client.candidate_examples``; for HiSAC's precomputed path ``agent_examples`` with the
-user's agents instead of the history). Each model (untrained: the cost does not depend on the
+(``serving_client.candidate_examples``; for the precomputed-agents paths ``*_agents`` of global
+clusters, HiSAC and HiSAC over IAT tokens, ``agent_examples`` with the user's agents instead of
+the history). Each model (untrained: the cost does not depend on the
 weights) is exported with ``serving.export_serving_model`` into ``<tmp>/<model>/1/`` and called
 
 * through the SavedModel directly (``signatures[...]`` in this process: parsing + compute), and
@@ -10,7 +11,8 @@ weights) is exported with ``serving.export_serving_model`` into ``<tmp>/<model>/
   ``tensorflow_model_server`` receives — adds protobuf encoding and the gRPC round trip),
 
 for history lengths L = 100 -> 10,000. Throughput: ``--concurrency`` client threads sending
-requests for ``--seconds`` over gRPC. IAT runs up to L = 1,000 (its self-attention is O(L^2)).
+requests for ``--seconds`` over gRPC. IAT runs up to L = 1,000 (its self-attention is O(L^2));
+token-reading models get random tokens of dim 16 (cost does not depend on their values).
 
     python -m benchmarks.serving                       # L = 100, 1,000, 10,000
     python -m benchmarks.serving --lengths 100,1000 --calls 10 --seconds 3
@@ -39,11 +41,13 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from benchmarks import plotting
 from benchmarks.latency import CANDIDATES, RESULTS_DIR, request_for, timed
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import models, serving, serving_client, serving_harness
+from tfrs_seqcompress import layers, models, serving, serving_client, serving_harness
 from tfrs_seqcompress.codebook import fit_residual_kmeans
 from tfrs_seqcompress.data import semantic, synthetic
 
-MODELS = ("mean", "din_full", "hisac", "hisac_agents", "iat")
+# Every encoder; ``*_agents``: the precomputed-agents path (``score_with_agents``) of that encoder.
+MODELS = ("mean", "din_last_n", "din_full", "sim_hard", "global_clusters", "global_clusters_agents", "hisac",
+          "hisac_agents", "hisac_iat", "hisac_iat_agents", "iat")
 IAT_MAX_LENGTH = 1_000
 TOKEN_DIM = 16
 
@@ -69,18 +73,19 @@ def _user_and_candidates(world, schema: F.DataSchema, length: int) -> tuple[dict
 
 
 def export(name: str, world, semantic_tables: dict, length: int, directory: str) -> Servable:
-    """Builds and exports the model ``name`` at history length ``length``; returns it with a request."""
+    """Builds and exports the model ``name`` at history length ``length``; returns it with a request.
+
+    ``semantic_tables``: encoder name -> its codebook arguments (semantic encoders only)."""
     schema = world.dataset.schema.with_history_length(length)
-    encoder = {"hisac_agents": "hisac"}.get(name, name)
-    if encoder == "iat":
+    encoder = name.removesuffix("_agents")
+    if encoder in layers.TOKEN_ENCODERS:
         schema = dataclasses.replace(schema, token_dim=TOKEN_DIM, token_version="benchmark")
-    arguments = semantic_tables if encoder == "hisac" else {}
-    model = models.build_ranking_model(schema, encoder, **arguments)
+    model = models.build_ranking_model(schema, encoder, **semantic_tables.get(encoder, {}))
     user, candidates = _user_and_candidates(world, schema, length)
     serialized = serving_client.candidate_examples(user, candidates, schema)
     base_path = os.path.join(directory, name)
     serving.export_serving_model(model, os.path.join(base_path, "1"), schema)
-    if name != "hisac_agents":
+    if not name.endswith("_agents"):
         return Servable(name, base_path, serving.SIGNATURE_NAME, serialized)
     one_user = serving_client.candidate_examples(user, {key: values[:1] for key, values in candidates.items()}, schema)
     agents = tf.saved_model.load(os.path.join(base_path, "1")).signatures["compute_agents"](
@@ -165,8 +170,10 @@ def main(argv: list[str] | None = None) -> dict:
     world = synthetic.generate(synthetic.SyntheticConfig(num_users=20, mean_history=50, seed=0))
     vectors = semantic.content_vectors(world.dataset)
     known = semantic.known_rows(vectors)
-    tables = {"codebook": fit_residual_kmeans(vectors[known], (16, 8), keys=known), "item_vectors": vectors,
-              "fanouts": (4, 2)}
+    hisac = {"codebook": fit_residual_kmeans(vectors[known], (16, 8), keys=known), "item_vectors": vectors,
+             "fanouts": (4, 2)}
+    clusters = {"codebook": fit_residual_kmeans(vectors[known], (8,), keys=known), "item_vectors": vectors}
+    tables = {"hisac": hisac, "hisac_iat": hisac, "global_clusters": clusters}  # 8 agents each
     report = {"candidates": CANDIDATES, "calls": args.calls, "concurrency": args.concurrency,
               "throughput_seconds": args.seconds, "models": names, "agents": 8,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": [], "not_run": []}

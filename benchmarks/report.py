@@ -1,0 +1,191 @@
+"""The results table, generated from ``benchmarks/results/*.json`` (never typed by hand).
+
+Writes ``benchmarks/results/summary.md`` and replaces the README's section between
+``<!-- benchmark-results:begin -->`` and ``<!-- benchmark-results:end -->`` with the same text:
+quality per dataset (AUC / GAUC / LogLoss mean ± std over seeds, long-tail AUC, with the run's
+cost columns), serving latency per encoder vs history length with its ratio to DIN-full measured
+in the same run, codebook fit vs scikit-learn, the pipeline's wall time, and the hot-path
+before/after. A file that is missing is listed as such.
+
+    python -m benchmarks.report                # also the last step of benchmarks.suite
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+BEGIN, END = "<!-- benchmark-results:begin -->", "<!-- benchmark-results:end -->"
+QUALITY_FILES = ("quality_ml-100k", "quality_synthetic", "quality_synthetic_L1000", "quality_synthetic_L10000")
+ENCODER_ORDER = ("mean", "din_last_n", "din_full", "sim_hard", "global_clusters", "hisac", "iat_temporal_order",
+                 "iat_user_order", "iat_user_order_transfer", "hisac_iat")
+
+
+def _load(results_dir: pathlib.Path, stem: str) -> dict | None:
+    path = results_dir / f"{stem}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _pm(summary: dict, metric: str) -> str:
+    return f"{summary[metric]['mean']:.4f} ± {summary[metric]['std']:.4f}" if metric in summary else "–"
+
+
+def _number(summary: dict, metric: str, digits: int = 0) -> str:
+    return f"{summary[metric]['mean']:,.{digits}f}" if metric in summary else "–"
+
+
+def quality_title(report: dict) -> str:
+    name = "MovieLens-100K" if report["dataset"] == "ml-100k" else "synthetic"
+    if report.get("mean_history"):
+        name += f" (long histories: {report['mean_history']:,} events per user on average)"
+    return (f"{name}, L = {report['history_length']:,}: {report['train_examples']:,} train / "
+            f"{report['test_examples']:,} test examples, {len(report['seeds'])} seeds, {report['epochs']} epochs")
+
+
+def table(title: str, columns: list[str], rows: list[list[str]]) -> str:
+    """A bold title line, then a Markdown table."""
+    lines = [title, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
+def quality_table(stem: str, report: dict, not_run: dict) -> str:
+    encoders = report["encoders"]
+    rows = []
+    for name in [n for n in ENCODER_ORDER if n in encoders] + [n for n in encoders if n not in ENCODER_ORDER]:
+        summary = encoders[name]
+        rows.append([name] + [_pm(summary, m) for m in ("auc", "gauc", "logloss", "auc_long_tail")]
+                    + [_number(summary, "train_examples_per_second"), _number(summary, "serving_ms_p50", 1),
+                       _number(summary, "serving_agents_ms_p50", 1), _number(summary, "peak_rss_mb")])
+    text = table(f"**{quality_title(report)}** (`{stem}.json`)",
+                 ["encoder", "AUC", "GAUC", "LogLoss", "AUC long-tail", "train ex/s", "serving ms p50",
+                  "agents ms p50", "peak RSS MB"], rows)
+    skipped = {}
+    for (file_stem, name), why in not_run.items():
+        if file_stem == stem and name not in encoders:
+            skipped.setdefault(why, []).append(name)
+    return text + "".join(f"\n\nNot run here: {', '.join(names)} — {why}." for why, names in skipped.items())
+
+
+def studies_table(results_dir: pathlib.Path) -> str:
+    """Every other quality run (ablations and studies, ``--tag``): one row per file and encoder."""
+    rows = []
+    for path in sorted(results_dir.glob("quality_*.json")):
+        if path.stem in QUALITY_FILES:
+            continue
+        report = json.loads(path.read_text())
+        rows += [[f"`{path.stem}`", name, f"{report['history_length']:,}"]
+                 + [_pm(summary, m) for m in ("auc", "gauc", "logloss", "auc_long_tail")]
+                 for name, summary in report["encoders"].items()]
+    return table("**Studies and ablations** (the other `quality_*.json`: one row per file and encoder)",
+                 ["file", "encoder", "L", "AUC", "GAUC", "LogLoss", "AUC long-tail"], rows)
+
+
+def _serving_cell(p50: dict, model: str, length: int) -> str:
+    if (model, length) not in p50:
+        return "not run"
+    base = p50.get(("din_full", length))
+    return f"{p50[(model, length)]:.1f}" + (f" ({p50[(model, length)] / base:.3g}x)" if base else "")
+
+
+def serving_table(report: dict) -> str:
+    lengths = sorted({row["history_length"] for row in report["rows"]})
+    p50 = {(row["model"], row["history_length"]): row["grpc"]["p50_ms"] for row in report["rows"]}
+    rows = [[model] + [_serving_cell(p50, model, length) for length in lengths] for model in report["models"]]
+    text = table(f"**Serving over TF Serving's gRPC API** (`serving.json`, one run; {report['candidates']} "
+                 "candidates per request; ms p50, in brackets the ratio to DIN-full at the same L)",
+                 ["model"] + [f"L = {length:,}" for length in lengths], rows)
+    return text + "".join(f"\n\n{skipped['model']} at L = {skipped['history_length']:,}: not run ({skipped['why']})."
+                          for skipped in report.get("not_run", []))
+
+
+def latency_table(report: dict) -> str:
+    names = list(report["rows"][0]["latency"])
+    rows = [[f"{row['history_length']:,}"] + [f"{row['latency'][name]['p50_ms']:.1f} / "
+                                               f"{row['latency'][name]['p99_ms']:.1f}" for name in names]
+            for row in report["rows"]]
+    return table(f"**Model compute vs history length** (`latency.json`, one run; {report['candidates']} candidates, "
+                 "from tensors without parsing; ms p50 / p99)", ["L", *names], rows)
+
+
+def codebook_table(report: dict) -> str:
+    rows = [[f"{row['n']:,}", f"{row['ours']['seconds']:.1f}", f"{row['sklearn']['seconds']:.1f}",
+             f"{row['ours']['seconds'] / row['sklearn']['seconds']:.2f}", f"{row['ours']['relative_error']:.4f}",
+             f"{row['sklearn']['relative_error']:.4f}", f"{row['beam']['seconds']:.1f}" if "beam" in row else "–"]
+            for row in report["rows"]]
+    return table(f"**Codebook fit** (`codebook.json`, one run; {report['levels']} codes, dim {report['dim']}, "
+                 f"{report['iterations']} iterations; relative quantisation error)",
+                 ["N", "ours s", "scikit-learn s", "ours / sklearn time", "ours error", "sklearn error", "Beam s"],
+                 rows)
+
+
+def pipeline_table(report: dict) -> str:
+    names = list(report["runs"][0]["components"])
+    rows = [[run["name"], f"{run['seconds']:.0f}"] + [f"{run['components'].get(name, 0.0):.0f}" for name in names]
+            for run in report["runs"]]
+    return table(f"**Pipeline end to end** (`pipeline.json`, one run; {report['data']}, encoder {report['encoder']}; "
+                 f"runner peak RSS {report['peak_rss_mb']:,.0f} MB; seconds)", ["run", "total", *names], rows)
+
+
+def hot_path_table(report: dict) -> str:
+    rows = [[f"{int(length):,}", f"{row['before_agents_ms']:.1f}", f"{row['after_agents_ms']:.1f}",
+             f"{row['agents_speedup']:.2f}x", f"{row['before_encode_ms']:.1f}", f"{row['after_encode_ms']:.1f}",
+             f"{row['encode_speedup']:.2f}x"] for length, row in report["summary"].items()]
+    return table(f"**Hot path: soft routing's distances** (`hot_path.json`, one run alternating the trees; "
+                 f"before {report['before']}, after {report['after']}; ms per 100-row request, median)",
+                 ["L", "compute_agents before", "after", "speed-up", "in-graph encode before", "after", "speed-up"],
+                 rows)
+
+
+def render(results_dir: pathlib.Path = RESULTS_DIR, not_run: dict | None = None) -> str:
+    """The whole results section as Markdown."""
+    sections, missing = [], []
+
+    def add(stem: str, table) -> None:
+        report = _load(results_dir, stem)
+        if report is None:
+            missing.append(stem)
+            return
+        sections.append(table(report))
+        if (results_dir / f"{stem}.png").exists():
+            sections.append(f"![{stem}](benchmarks/results/{stem}.png)")
+
+    for stem in QUALITY_FILES:
+        add(stem, lambda report, stem=stem: quality_table(stem, report, not_run or {}))
+    sections.append(studies_table(results_dir))
+    for stem, table in (("latency", latency_table), ("serving", serving_table), ("codebook", codebook_table),
+                        ("pipeline", pipeline_table), ("hot_path", hot_path_table)):
+        add(stem, table)
+    if missing:
+        sections.append("Not in `benchmarks/results/` yet: " + ", ".join(f"`{stem}.json`" for stem in missing) + ".")
+    header = ("_Generated by `python -m benchmarks.report` from `benchmarks/results/*.json`. A quality row's cost "
+              "columns come from the run that made that row (rows re-run with `--update` are from later runs, "
+              "on a machine that may have been busier); the latency, serving, codebook, pipeline and hot-path "
+              "tables are each one run: compare costs as ratios within those._")
+    return "\n\n".join([header] + sections) + "\n"
+
+
+def replace_section(text: str, section: str) -> str:
+    """``text`` with the part between the markers replaced by ``section``.
+
+    Raises:
+      ValueError: the markers are missing or out of order.
+    """
+    begin, end = text.find(BEGIN), text.find(END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"README lacks the markers {BEGIN} ... {END} (in that order) around the results section.")
+    return text[: begin + len(BEGIN)] + "\n" + section + text[end:]
+
+
+def main(results_dir: pathlib.Path = RESULTS_DIR, readme: pathlib.Path = README, not_run: dict | None = None) -> str:
+    if not_run is None:
+        from benchmarks.suite import NOT_RUN as not_run
+    section = render(results_dir, not_run)
+    (results_dir / "summary.md").write_text(section)
+    readme.write_text(replace_section(readme.read_text(), section))
+    print(f"[report] wrote {results_dir / 'summary.md'} and the results section of {readme}")
+    return section
+
+
+if __name__ == "__main__":
+    main()

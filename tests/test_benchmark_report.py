@@ -1,0 +1,44 @@
+"""The README's results table is generated from the benchmark JSON files, never typed."""
+import json
+
+import pytest
+
+from benchmarks import report
+
+
+def _quality(path, encoders):
+    summary = {name: {"auc": {"mean": auc, "std": 0.001}, "gauc": {"mean": auc - 0.01, "std": 0.002},
+                      "logloss": {"mean": 0.5, "std": 0.01}, "peak_rss_mb": {"mean": 2048.0, "std": 0.0}}
+               for name, auc in encoders.items()}
+    path.write_text(json.dumps({"dataset": "synthetic", "history_length": 10000, "mean_history": 3000,
+                                "train_examples": 100, "test_examples": 20, "seeds": [0, 1, 2], "epochs": 2,
+                                "encoders": summary}))
+
+
+def _serving(path):
+    rows = [{"model": model, "history_length": length, "grpc": {"p50_ms": ms}}
+            for model, length, ms in [("din_full", 100, 10.0), ("hisac_agents", 100, 2.5), ("din_full", 1000, 40.0)]]
+    path.write_text(json.dumps({"candidates": 100, "models": ["din_full", "hisac_agents"], "rows": rows,
+                                "not_run": [{"model": "iat", "history_length": 1000, "why": "O(L^2)"}]}))
+
+
+def test_tables_come_from_the_files_with_ratios_within_one_run(tmp_path):
+    _quality(tmp_path / "quality_synthetic_L10000.json", {"hisac_iat": 0.61, "din_full": 0.6})
+    _quality(tmp_path / "quality_synthetic_fanouts_16x2.json", {"hisac": 0.8187})
+    _serving(tmp_path / "serving.json")
+    text = report.render(tmp_path, {("quality_synthetic_L10000", "iat_user_order"): "too big"})
+    lines = text.splitlines()
+    assert lines.index(next(l for l in lines if l.startswith("| din_full | 0.6000"))) < lines.index(
+        next(l for l in lines if l.startswith("| hisac_iat | 0.6100 ± 0.0010 | 0.6000 ± 0.0020")))  # canonical order
+    assert "| 2,048 |" in text and "Not run here: iat_user_order — too big." in text
+    assert "| `quality_synthetic_fanouts_16x2` | hisac | 10,000 | 0.8187 ± 0.0010" in text
+    assert "| hisac_agents | 2.5 (0.25x) | not run |" in text and "iat at L = 1,000: not run (O(L^2))" in text
+    assert "`quality_ml-100k.json`" in text and "`pipeline.json`" in text  # listed as missing, not invented
+
+
+def test_the_readme_section_between_the_markers_is_replaced_and_nothing_else(tmp_path):
+    before = f"intro\n{report.BEGIN}\nold table\n{report.END}\noutro\n"
+    after = report.replace_section(before, "new table\n")
+    assert after == f"intro\n{report.BEGIN}\nnew table\n{report.END}\noutro\n"
+    with pytest.raises(ValueError, match="README lacks the markers"):
+        report.replace_section("no markers here", "new table\n")
