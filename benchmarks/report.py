@@ -64,7 +64,10 @@ def quality_table(stem: str, report: dict, not_run: dict) -> str:
     for (file_stem, name), why in not_run.items():
         if file_stem == stem and name not in encoders:
             skipped.setdefault(why, []).append(name)
-    return text + "".join(f"\n\nNot run here: {', '.join(names)} — {why}." for why, names in skipped.items())
+    absent = [name for name in ENCODER_ORDER if name not in encoders and all(name not in names
+                                                                              for names in skipped.values())]
+    text += "".join(f"\n\nNot run here: {', '.join(names)} — {why}." for why, names in skipped.items())
+    return text + (f"\n\nNot in this file yet: {', '.join(absent)}." if absent else "")
 
 
 def studies_table(results_dir: pathlib.Path) -> str:
