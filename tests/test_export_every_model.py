@@ -59,7 +59,8 @@ def exports(tmp_path_factory):
     directory = tmp_path_factory.mktemp("exports")
     exported = []
     for encoder in sorted(layers.ENCODERS):
-        model_schema, columns = (token_schema, token_examples) if encoder == "iat" else (schema, examples)
+        uses_tokens = encoder in layers.TOKEN_ENCODERS
+        model_schema, columns = (token_schema, token_examples) if uses_tokens else (schema, examples)
         tf.keras.utils.set_random_seed(0)
         model = models.build_ranking_model(model_schema, encoder,
                                            **(semantic_tables if encoder in layers.SEMANTIC_ENCODERS else {}))
