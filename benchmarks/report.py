@@ -77,11 +77,11 @@ def studies_table(results_dir: pathlib.Path) -> str:
         if path.stem in QUALITY_FILES:
             continue
         report = json.loads(path.read_text())
-        rows += [[f"`{path.stem}`", name, f"{report['history_length']:,}"]
+        rows += [[f"`{path.stem}`", name, f"{report['history_length']:,}", str(len(report["seeds"]))]
                  + [_pm(summary, m) for m in ("auc", "gauc", "logloss", "auc_long_tail")]
-                 for name, summary in report["encoders"].items()]
+                 + [_number(summary, "peak_rss_mb")] for name, summary in report["encoders"].items()]
     return table("**Studies and ablations** (the other `quality_*.json`: one row per file and encoder)",
-                 ["file", "encoder", "L", "AUC", "GAUC", "LogLoss", "AUC long-tail"], rows)
+                 ["file", "encoder", "L", "seeds", "AUC", "GAUC", "LogLoss", "AUC long-tail", "peak RSS MB"], rows)
 
 
 def _serving_cell(p50: dict, model: str, length: int) -> str:

@@ -32,7 +32,7 @@ def test_tables_come_from_the_files_with_ratios_within_one_run(tmp_path):
         next(l for l in lines if l.startswith("| hisac_iat | 0.6100 ± 0.0010 | 0.6000 ± 0.0020")))  # canonical order
     assert "| 2,048 |" in text and "Not run here: iat_user_order — too big." in text
     assert "Not in this file yet: mean, din_last_n, sim_hard," in text  # absent rows are named, not hidden
-    assert "| `quality_synthetic_fanouts_16x2` | hisac | 10,000 | 0.8187 ± 0.0010" in text
+    assert "| `quality_synthetic_fanouts_16x2` | hisac | 10,000 | 3 | 0.8187 ± 0.0010" in text
     assert "| hisac_agents | 2.5 (0.25x) | not run |" in text and "iat at L = 1,000: not run (O(L^2))" in text
     assert "`quality_ml-100k.json`" in text and "`pipeline.json`" in text  # listed as missing, not invented
 
