@@ -1,7 +1,8 @@
 """Hot path, before and after a change: HiSAC's encoder at long histories, two source trees, one run.
 
-Profiling the in-graph HiSAC request (100 candidates, L = 10,000) put most of the encoder's time in
-Soft-Routing Attention's distances (the ``[B, L, K, d]`` differences). This benchmark times the
+Profiling the in-graph HiSAC request (100 candidates, L = 10,000; per part, on a busy machine)
+pointed at Soft-Routing Attention's distances (the ``[B, L, K, d]`` differences, 128 M floats) as
+the largest part of the encoder; they are now one batched matmul. This benchmark times the
 same workload in two source trees — ``--before`` (a git revision, checked out into a temporary
 worktree) and this tree — in fresh processes that alternate ``--rounds`` times, so background
 load falls on both alike; the before/after ratio comes from that one run.
