@@ -13,8 +13,8 @@ The exported SavedModel follows TF Serving's conventions:
   server's load;
 * an empty request (no examples) is an InvalidArgumentError naming the input, and so is a history
   that breaks the data contract (``history_checks``: mask, order, leakage, non-finite tokens);
-* for models whose encoder compresses the history into agents (HiSAC, global clusters), two more
-  signatures: ``compute_agents(examples) -> {agent_vectors [B, K, D], agent_mask [B, K],
+* for models whose encoder compresses the history into agents (HiSAC, HiSAC over IAT tokens,
+  global clusters), two more signatures: ``compute_agents(examples) -> {agent_vectors [B, K, D], agent_mask [B, K],
   agent_weights [B, K]}`` run offline once per user on a history example, and
   ``score_with_agents(examples) -> {score, logit}`` over examples holding only the target and
   context features plus ``agent_vectors`` (``K * D`` floats), ``agent_mask`` (``K`` ints) and
