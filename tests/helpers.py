@@ -75,11 +75,29 @@ def assert_layer_roundtrip(layer: tf.keras.layers.Layer, inputs, tmp_path: pathl
     np.testing.assert_allclose(reloaded.call(inputs).numpy(), expected.numpy(), rtol=1e-6, atol=1e-6)
 
 
+# The pipeline Trainer's run_fn in a fresh process; argv[1]: JSON with train / eval file patterns,
+# schema path, serving and run dirs, and the Trainer's custom config.
+RUN_FN = """
+import json, sys, types
+from absl import logging
+from pipelines import trainer_module
+logging.set_verbosity(logging.INFO)
+paths = json.loads(sys.argv[1])
+trainer_module.run_fn(types.SimpleNamespace(
+    train_files=[paths["train"]], eval_files=[paths["eval"]], schema_path=paths["schema"],
+    serving_model_dir=paths["serving"], model_run_dir=paths["run"], custom_config=paths["config"]))
+"""
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """This process's environment with Keras 2 set and TF's C++ logging quiet (plus ``extra``)."""
+    return {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
 def run_python(code: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Runs ``code`` in a fresh interpreter of this environment (Keras 2 set), failing loudly."""
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                            timeout=timeout, env=env, cwd=str(REPO_ROOT))
+                            timeout=timeout, env=subprocess_env(), cwd=str(REPO_ROOT))
     assert result.returncode == 0, f"fresh process failed:\n{result.stderr[-4000:]}"
     return result
 

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2, prediction_service_pb2_grpc
 
+from tests import helpers
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import models, serving, serving_client, serving_harness
 from tfrs_seqcompress.data import history, synthetic, tf_data
@@ -77,7 +78,7 @@ def _with_feature(serialized: bytes, name: str, feature: tf.train.Feature) -> by
 
 def test_wrong_dtypes_oversized_histories_and_empty_requests_are_refused_and_nothing_is_damaged(server):
     stub, serialized, expected, base_path = server
-    before = {path: path.read_bytes() for path in base_path.rglob("*") if path.is_file()}
+    before = helpers.file_bytes(base_path)
     length = len(tf.train.Example.FromString(serialized[0]).features.feature["hist_item_id"].int64_list.value)
     floats = _with_feature(serialized[0], "hist_item_id", tf.train.Feature(
         float_list=tf.train.FloatList(value=[1.5] * length)))
@@ -91,7 +92,7 @@ def test_wrong_dtypes_oversized_histories_and_empty_requests_are_refused_and_not
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "no examples" in details
     response = stub.Predict(serving_client.grpc_request(serialized), timeout=30)
     np.testing.assert_allclose(serving_client.response_scores(response), expected[2], rtol=1e-5, atol=1e-6)
-    assert {path: path.read_bytes() for path in base_path.rglob("*") if path.is_file()} == before
+    assert helpers.file_bytes(base_path) == before
 
 
 def test_the_warmup_file_replays_through_the_service(server):

@@ -1,6 +1,5 @@
 """Helpers of the end-to-end tests: run the local runner as users do, fingerprint a directory."""
 import hashlib
-import os
 import pathlib
 import subprocess
 import sys
@@ -52,8 +51,8 @@ def pipeline_command(tmp_path: pathlib.Path, data_path, *extra: str, min_eval_au
 
 def run_pipeline(tmp_path: pathlib.Path, data_path, *extra: str, min_eval_auc: str = "0.55"):
     command = pipeline_command(tmp_path, data_path, *extra, min_eval_auc=min_eval_auc)
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=str(helpers.REPO_ROOT), timeout=1200)
+    return subprocess.run(command, capture_output=True, text=True, env=helpers.subprocess_env(),
+                          cwd=str(helpers.REPO_ROOT), timeout=1200)
 
 
 def metadata_store(tmp_path: pathlib.Path):

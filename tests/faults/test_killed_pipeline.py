@@ -6,7 +6,6 @@ import os
 import pathlib
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -19,15 +18,6 @@ from tfrs_seqcompress import model_push
 
 KILL_AFTER_SECONDS = 5  # once the Trainer is running: mid-training on this log
 
-REFERENCE = """
-import json, sys, types
-from pipelines import trainer_module
-paths = json.loads(sys.argv[1])
-trainer_module.run_fn(types.SimpleNamespace(
-    train_files=[paths["train"]], eval_files=[paths["eval"]], schema_path=paths["schema"],
-    serving_model_dir=paths["serving"], model_run_dir=paths["run"], custom_config=paths["config"]))
-"""
-
 SCORES = """
 import json, sys, tensorflow as tf
 records = [r.numpy() for r in tf.data.TFRecordDataset(tf.io.gfile.glob(sys.argv[1]), compression_type="GZIP").take(200)]
@@ -37,10 +27,10 @@ print(json.dumps([s.tolist() for s in scores]))
 """
 
 
-def _kill_while_training(command: list[str], env: dict) -> str:
+def _kill_while_training(command: list[str]) -> str:
     """Starts the runner, SIGKILLs its process group a few seconds after the Trainer starts."""
-    runner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                              cwd=str(helpers.REPO_ROOT), start_new_session=True)
+    runner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=helpers.subprocess_env(), cwd=str(helpers.REPO_ROOT), start_new_session=True)
     output = []
     for line in runner.stdout:
         output.append(line)
@@ -55,17 +45,14 @@ def _kill_while_training(command: list[str], env: dict) -> str:
 
 def test_a_killed_run_pushes_nothing_and_the_rerun_resumes_from_cache_to_the_same_model(tmp_path):
     data = runs.write_small_log(tmp_path)
-    command = runs.pipeline_command(tmp_path, data)
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    killed = _kill_while_training(command, env)
+    killed = _kill_while_training(runs.pipeline_command(tmp_path, data))
     assert "Component HistoryExampleGen is finished." in killed
     serving_dir = tmp_path / "saved_models" / "ranker"
     assert model_push.model_versions(str(serving_dir)) == [] and not list(tmp_path.glob("saved_models/*/.incoming*"))
     states = runs.newest_execution_states(tmp_path)
     assert states["HistoryExampleGen"] == "COMPLETE" and states["Trainer"] == "RUNNING", states
 
-    resumed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=str(helpers.REPO_ROOT),
-                             timeout=1200)
+    resumed = runs.run_pipeline(tmp_path, data)  # the same command again
     assert resumed.returncode == 0, resumed.stderr[-5000:]
     states = runs.newest_execution_states(tmp_path)
     assert states["CsvExampleGen"] == states["HistoryExampleGen"] == "CACHED", states
@@ -81,7 +68,7 @@ def test_a_killed_run_pushes_nothing_and_the_rerun_resumes_from_cache_to_the_sam
              "run": str(tmp_path / "reference_run"),
              "config": configs.PipelineConfig(data_dir="", epochs=runs.EPOCHS,
                                               batch_size=runs.BATCH_SIZE).trainer_custom_config("din_full")}
-    helpers.run_python(REFERENCE, json.dumps(paths))
+    helpers.run_python(helpers.RUN_FN, json.dumps(paths))
     scores = json.loads(helpers.run_python(SCORES, paths["eval"], str(serving_dir / str(versions[0])),
                                            paths["serving"]).stdout.strip().splitlines()[-1])
     assert len(scores[0]) > 0

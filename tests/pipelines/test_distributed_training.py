@@ -1,7 +1,6 @@
 """The Trainer's run_fn under MultiWorkerMirroredStrategy on two real worker processes (TF_CONFIG,
 collective ops over loopback gRPC): both train in sync, only the chief's export is the model."""
 import json
-import os
 import re
 import socket
 import subprocess
@@ -15,17 +14,7 @@ from tests import helpers
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.data import history, synthetic
 
-WORKER = """
-import json, sys, types
-from absl import logging
-from pipelines import trainer_module
-logging.set_verbosity(logging.INFO)
-paths = json.loads(sys.argv[1])
-trainer_module.run_fn(types.SimpleNamespace(
-    train_files=[paths["train"]], eval_files=[paths["eval"]], schema_path=paths["schema"],
-    serving_model_dir=paths["serving"], model_run_dir=paths["run"],
-    custom_config={"encoder": "din_full", "epochs": 2, "batch_size": 64, "strategy": "multi_worker_mirrored"}))
-"""
+CONFIG = {"encoder": "din_full", "epochs": 2, "batch_size": 64, "strategy": "multi_worker_mirrored"}
 
 
 def _free_ports(count: int) -> list[int]:
@@ -60,11 +49,12 @@ def test_two_workers_train_one_model_and_only_the_chief_exports_it(tmp_path):
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
     workers = []
     for index in range(2):
-        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        arguments = json.dumps({**paths, "run": str(tmp_path / f"run_{index}")})
-        workers.append(subprocess.Popen([sys.executable, "-c", WORKER, arguments], env=env, cwd=str(helpers.REPO_ROOT),
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        env = helpers.subprocess_env(
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        arguments = json.dumps({**paths, "run": str(tmp_path / f"run_{index}"), "config": CONFIG})
+        workers.append(subprocess.Popen([sys.executable, "-c", helpers.RUN_FN, arguments], env=env,
+                                        cwd=str(helpers.REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True))
     outputs = [worker.communicate(timeout=600)[0] for worker in workers]
     for index, (worker, output) in enumerate(zip(workers, outputs)):
         assert worker.returncode == 0, f"worker {index} failed:\n{output[-4000:]}"
