@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import pathlib
+import re
 import sys
 import time
 
@@ -23,6 +25,11 @@ from absl import logging
 from pipelines import configs
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.data import interaction_log, movielens
+
+
+# The pipeline materialises one example per event carrying its last L events: beyond this, the
+# examples alone outgrow a single machine (sample targets in the library's benchmarks instead).
+MAX_HISTORY_LENGTH = 10_000
 
 
 def _write_if_changed(log, path: pathlib.Path) -> None:
@@ -67,6 +74,50 @@ def _latest_verdict(metadata_path: str, gate: bool) -> str:
     if gate:
         return f"refused by {newest['refused_by'].string_value}" if newest["refused_by"].string_value else "blessed"
     return "refused by the Evaluator" if newest["blessed"].int_value != 1 else "blessed"
+
+
+# A model name is one path component TF Serving can serve: no separators, never "." or "..".
+_SAFE_MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def check_model_name(name: str) -> str | None:
+    """The error for a ``--model-name`` that is not one safe path component, else None."""
+    if not _SAFE_MODEL_NAME.fullmatch(name) or name in (".", ".."):
+        return (f"--model-name {name!r} must be one name of letters, digits, '_', '.' or '-' (not '.' or '..'): "
+                "it becomes the directory saved_models/<model-name>/")
+    return None
+
+
+def serving_directory(args: argparse.Namespace) -> str:
+    """Where the Pusher writes: ``--serving-model-dir`` as given, else ``saved_models/<model-name>``,
+    which must resolve to a directory strictly inside ``saved_models/``."""
+    if args.serving_model_dir:
+        return args.serving_model_dir
+    base = (configs.REPO_ROOT / "saved_models").resolve()
+    target = (base / args.model_name).resolve()
+    if target.parent != base:
+        raise ValueError(f"--model-name {args.model_name!r} resolves to {target}, outside {base}")
+    return str(target)
+
+
+def check_training_flags(args: argparse.Namespace) -> str | None:
+    """The first error among the numeric flags (checked before any work), else None."""
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size),
+                        ("--token-dim", args.token_dim), ("--history-length", args.history_length)):
+        if value < 1:
+            return f"{flag} must be a positive integer, got {value}"
+    if args.history_length > MAX_HISTORY_LENGTH:
+        return (f"--history-length {args.history_length} is above {MAX_HISTORY_LENGTH:,}: every example would "
+                "carry that many events per history feature")
+    for flag, value in (("--min-eval-auc", args.min_eval_auc), ("--min-eval-gauc", args.min_eval_gauc),
+                        ("--max-drop-vs-blessed", args.max_drop_vs_blessed),
+                        ("--max-drop-vs-baseline", args.max_drop_vs_baseline)):
+        if not math.isfinite(value):
+            return f"{flag} must be a finite number, got {value}"
+    for flag, value in (("--min-eval-auc", args.min_eval_auc), ("--min-eval-gauc", args.min_eval_gauc)):
+        if not 0.0 <= value <= 1.0:
+            return f"{flag} must be between 0 and 1, got {value}"
+    return None
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -120,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.items and not args.data:
         print("ERROR: --items needs --data (MovieLens carries its own item table).", file=sys.stderr)
         return 2
+    flag_error = check_model_name(args.model_name) or check_training_flags(args)
+    if flag_error:
+        print(f"ERROR: {flag_error}", file=sys.stderr)
+        return 2
     from tfrs_seqcompress import layers
     if args.encoder not in layers.ENCODERS:
         print(f"ERROR: unknown --encoder {args.encoder!r}; expected one of {sorted(layers.ENCODERS)}.", file=sys.stderr)
@@ -132,11 +187,11 @@ def main(argv: list[str] | None = None) -> int:
               "each between 1 and its level's size.", file=sys.stderr)
         return 2
     try:
+        serving_dir = serving_directory(args)
         data_dir, schema = prepare_log(args, args.pipeline_root)
     except (ValueError, FileNotFoundError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 2
-    serving_dir = args.serving_model_dir or str(configs.REPO_ROOT / "saved_models" / args.model_name)
     config = configs.PipelineConfig(
         data_dir=data_dir, event_features=tuple(schema.event_features), context_features=schema.context_features,
         history_length=args.history_length, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,

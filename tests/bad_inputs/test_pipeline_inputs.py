@@ -30,7 +30,18 @@ CASES = [
     ("context_feature_not_in_log", ["--data", "{dir}/log.csv", "--context-features", "device"],
      {"log.csv": f"{HEADER}\n{GOOD_ROWS}"}, "context_features ['device'] are not event_features"),
     ("history_length_zero", ["--data", "{dir}/log.csv", "--history-length", "0"],
-     {"log.csv": f"{HEADER}\n{GOOD_ROWS}"}, "DataSchema.history_length must be a positive int"),
+     {"log.csv": f"{HEADER}\n{GOOD_ROWS}"}, "--history-length must be a positive integer, got 0"),
+    ("history_length_beyond_memory", ["--history-length", "10000000"], {}, "--history-length 10000000 is above"),
+    ("model_name_climbs_out", ["--model-name", "../../x"], {}, "--model-name '../../x' must be one name"),
+    ("model_name_absolute", ["--model-name", "/tmp/x"], {}, "--model-name '/tmp/x' must be one name"),
+    ("model_name_empty", ["--model-name", ""], {}, "--model-name '' must be one name"),
+    ("model_name_dot_dot", ["--model-name", ".."], {}, "--model-name '..' must be one name"),
+    ("batch_size_zero", ["--batch-size", "0"], {}, "--batch-size must be a positive integer, got 0"),
+    ("epochs_negative", ["--epochs", "-1"], {}, "--epochs must be a positive integer, got -1"),
+    ("token_dim_zero", ["--encoder", "iat", "--token-dim", "0"], {}, "--token-dim must be a positive integer"),
+    ("min_eval_auc_nan", ["--min-eval-auc", "nan"], {}, "--min-eval-auc must be a finite number, got nan"),
+    ("min_eval_gauc_above_one", ["--min-eval-gauc", "1.5"], {}, "--min-eval-gauc must be between 0 and 1"),
+    ("max_drop_inf", ["--max-drop-vs-baseline", "inf"], {}, "--max-drop-vs-baseline must be a finite number"),
     ("items_without_data", ["--items", "{dir}/items.csv"], {"items.csv": "item_id,category\n5,1\n"},
      "--items needs --data"),
     ("unknown_encoder", ["--encoder", "transformer_xl"], {}, "unknown --encoder 'transformer_xl'"),
@@ -67,3 +78,9 @@ def test_bad_pipeline_input_is_refused_before_anything_runs(earlier_run, capsys,
     error = capsys.readouterr().err
     assert error.startswith("ERROR: ") and message in error, error
     assert helpers.file_bytes(workspace) == before  # nothing changed, nothing added
+
+
+@pytest.mark.parametrize("name", ["ranker", "ctr-v2.1", "a_b"])
+def test_a_safe_model_name_is_served_from_inside_saved_models(name):
+    served = local_runner.serving_directory(local_runner.parse_args(["--model-name", name]))
+    assert served == str((local_runner.configs.REPO_ROOT / "saved_models" / name).resolve())
