@@ -122,3 +122,33 @@ def test_semantic_encoders_need_a_codebook_and_refuse_another(world_examples, se
         model.check_codebook(semantic["global_clusters"]["codebook"])
     with pytest.raises(CodebookError, match="DINEncoder uses no codebook"):
         models.build_ranking_model(schema, "din_full").check_codebook(semantic["hisac"]["codebook"])
+
+
+def test_semantic_inputs_give_every_encoder_the_items_semantic_id_embedding(world_examples, semantic, tmp_path):
+    """Equal inputs: with ``semantic_inputs`` a baseline's item embeddings also hold the semantic-ID
+    embedding HiSAC reads (items sharing a semantic ID move together), and the model round-trips."""
+    schema, examples, _ = world_examples
+    hisac_tables = {name: semantic["hisac"][name] for name in ("codebook", "item_vectors")}
+    tf.keras.utils.set_random_seed(0)
+    model = models.build_ranking_model(schema, "din_full", semantic_inputs=True, **hisac_tables)
+    batch = _batch(examples)
+    before = model(batch).numpy()
+    first_level = model.semantic_code_embeddings[0]
+    first_level.set_weights([first_level.get_weights()[0] + 0.5])  # shift every semantic-ID embedding
+    assert np.abs(model(batch).numpy() - before).max() > 1e-4
+    plain = models.build_ranking_model(schema, "din_full", **hisac_tables)
+    assert plain.semantic_ids is None and not plain.semantic_code_embeddings
+    clone = models.RankingModel.from_config(model.get_config())
+    clone(batch)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone(batch).numpy(), model(batch).numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="'din_full' needs a fitted codebook"):
+        models.build_ranking_model(schema, "din_full", semantic_inputs=True)
+
+
+def test_a_short_term_base_wraps_the_encoder(world_examples, semantic):
+    schema, examples, _ = world_examples
+    model = models.build_ranking_model(schema, "hisac", short_term_last_n=5, **semantic["hisac"])
+    assert model.encoder.last_n == 5 and model.encoder.long_term.num_agents == 8
+    assert not model.supports_agents()  # its recent events travel in the request: serving_default only
+    model(_batch(examples))

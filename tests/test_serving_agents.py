@@ -62,7 +62,7 @@ def test_precomputed_agents_score_like_the_in_graph_path_in_a_fresh_process(expo
     expected = tf.sigmoid(model({name: tf.constant(values) for name, values in request.items()})).numpy()
     np.testing.assert_allclose(out["in_graph"], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out["agents"], out["in_graph"], rtol=1e-5, atol=1e-6)
-    assert out["shape"] == [1, 4, 2 * model.embedding_dim]
+    assert out["shape"] == [1, 4, model.encoder.agent_dim(2 * model.embedding_dim)]  # ranking vector + prototype
     assert len(set(np.round(out["agents"], 6))) > 1  # candidates really differ
 
 

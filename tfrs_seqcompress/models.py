@@ -48,13 +48,18 @@ class RankingModel(tfrs.models.Model):
       embed_outcomes: add embeddings of the history's outcome features
         (``schema.outcome_features``, e.g. ``hist_action_type``) to the history embeddings, for
         every encoder alike. The past label is always embedded.
+      semantic_ids: optional frozen ``layers.SemanticIds`` tables: every item's ranking embedding
+        (history events and candidate alike, for every encoder) then also holds a trainable
+        embedding of its semantic ID. What lets a baseline see the same item semantics HiSAC sees,
+        so that a difference between them is the compression's, not the inputs'.
 
     ``call(features)`` takes parsed history examples (``features.example_parse_spec``) and returns
     click logits ``[batch_size]``.
     """
 
     def __init__(self, schema: F.DataSchema, encoder: base.HistoryEncoder, embedding_dim: int = 16,
-                 hidden_units: Sequence[int] = (64, 32), embed_outcomes: bool = True, **kwargs):
+                 hidden_units: Sequence[int] = (64, 32), embed_outcomes: bool = True,
+                 semantic_ids: encoder_layers.SemanticIds | dict | None = None, **kwargs):
         super().__init__(**kwargs)
         # Under a multi-replica tf.distribute strategy the task's metrics are already synchronised;
         # Keras' default would sum them over replicas (an AUC of 2). "first" reads them once (the
@@ -74,6 +79,12 @@ class RankingModel(tfrs.models.Model):
         self.embedding_dim = embedding_dim
         self.hidden_units = tuple(hidden_units)
         self.embed_outcomes = embed_outcomes
+        if isinstance(semantic_ids, dict):
+            semantic_ids = tf.keras.layers.deserialize(semantic_ids)
+        self.semantic_ids = semantic_ids
+        self.semantic_code_embeddings = [
+            tf.keras.layers.Embedding(size, 2 * embedding_dim, name=f"semantic_code_embedding_{level}")
+            for level, size in enumerate(semantic_ids.level_sizes)] if semantic_ids is not None else []
         self.item_embedding = tf.keras.layers.Embedding(schema.num_items, embedding_dim, name="item_embedding")
         self.category_embedding = tf.keras.layers.Embedding(schema.num_categories, embedding_dim,
                                                             name="category_embedding")
@@ -135,9 +146,16 @@ class RankingModel(tfrs.models.Model):
                                  f"got {shape}.")
 
     def embed_items(self, item_ids: tf.Tensor, category_ids: tf.Tensor) -> tf.Tensor:
-        """``[..., 2E]`` ranking embedding of items: item and category embeddings concatenated."""
-        return tf.concat([self.item_embedding(safe_ids(item_ids, self.schema.num_items)),
-                          self.category_embedding(safe_ids(category_ids, self.schema.num_categories))], axis=-1)
+        """``[..., 2E]`` ranking embedding of items: item and category embeddings concatenated (plus
+        their semantic-ID embedding when the model has ``semantic_ids``; zero for unknown items)."""
+        embedded = tf.concat([self.item_embedding(safe_ids(item_ids, self.schema.num_items)),
+                              self.category_embedding(safe_ids(category_ids, self.schema.num_categories))], axis=-1)
+        if self.semantic_ids is None:
+            return embedded
+        codes, _, known = self.semantic_ids(item_ids)
+        semantic = tf.add_n([embedding(codes[..., level]) for level, embedding in
+                             enumerate(self.semantic_code_embeddings)])
+        return embedded + semantic * tf.cast(known, semantic.dtype)[..., None]
 
     def encoder_inputs(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """The dict every history encoder reads (``layers.base``)."""
@@ -223,26 +241,37 @@ class RankingModel(tfrs.models.Model):
     def get_config(self):
         return {"schema": self.schema.to_json(), "encoder": tf.keras.layers.serialize(self.encoder),
                 "embedding_dim": self.embedding_dim, "hidden_units": list(self.hidden_units),
-                "embed_outcomes": self.embed_outcomes}
+                "embed_outcomes": self.embed_outcomes,
+                "semantic_ids": None if self.semantic_ids is None else tf.keras.layers.serialize(self.semantic_ids)}
 
 
 def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: float = 1e-3,
                         embedding_dim: int = 16, embed_outcomes: bool = True, codebook: Codebook | None = None,
-                        item_vectors: np.ndarray | None = None, **encoder_overrides) -> RankingModel:
+                        item_vectors: np.ndarray | None = None, semantic_inputs: bool = False,
+                        short_term_last_n: int | None = None, **encoder_overrides) -> RankingModel:
     """A compiled ``RankingModel`` with the encoder registered as ``encoder_name`` (Adam).
 
     HiSAC and the global-cluster baseline (``layers.SEMANTIC_ENCODERS``) also need the fitted
     ``codebook`` and the frozen ``item_vectors`` ``[schema.num_items, dim]`` it quantises; HiSAC's
     routing temperature defaults to the codebook's level-1 quantisation error (the typical squared
-    distance of an item to its level-1 codeword).
+    distance of an item to its level-1 codeword). ``semantic_inputs=True`` gives *every* encoder's
+    item embeddings the semantic-ID embedding too (``RankingModel``'s ``semantic_ids``; needs the
+    codebook and vectors whatever the encoder). ``short_term_last_n=N`` adds a DIN over the last
+    N events to the encoder (``layers.WithShortTermBase``).
     """
     if base.HISTORY_TOKENS in encoder_layers.ENCODERS[encoder_name][0].required_inputs:
         encoder_overrides.setdefault("token_dim", schema.token_dim)
     if encoder_name in encoder_layers.SEMANTIC_ENCODERS:
         encoder_overrides = {**semantic_encoder_arguments(schema, encoder_name, codebook, item_vectors),
                              **encoder_overrides}
-    model = RankingModel(schema, encoder_layers.make_encoder(encoder_name, **encoder_overrides),
-                         embedding_dim=embedding_dim, embed_outcomes=embed_outcomes)
+    shared_semantics = None
+    if semantic_inputs:
+        shared_semantics = semantic_encoder_arguments(schema, encoder_name, codebook, item_vectors)["semantic_ids"]
+    encoder = encoder_layers.make_encoder(encoder_name, **encoder_overrides)
+    if short_term_last_n:
+        encoder = encoder_layers.WithShortTermBase(encoder, last_n=short_term_last_n)
+    model = RankingModel(schema, encoder,
+                         embedding_dim=embedding_dim, embed_outcomes=embed_outcomes, semantic_ids=shared_semantics)
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
     return model
 

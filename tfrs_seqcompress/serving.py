@@ -105,7 +105,7 @@ def serving_function(model: tf.keras.Model, schema: F.DataSchema) -> tf.types.ex
 
 def agent_parse_spec(model: tf.keras.Model, schema: F.DataSchema) -> dict:
     """The parse spec of a ``score_with_agents`` example: target + context fields and the agents."""
-    num_agents, dim = model.encoder.num_agents, 2 * model.embedding_dim
+    num_agents, dim = model.encoder.num_agents, model.encoder.agent_dim(2 * model.embedding_dim)
     spec = {name: tf.io.FixedLenFeature([], tf.int64) for name in F.TARGET_FIELDS + schema.context_features}
     spec[F.AGENT_VECTORS] = tf.io.FixedLenFeature([num_agents, dim], tf.float32)
     spec[F.AGENT_MASK] = tf.io.FixedLenFeature([num_agents], tf.int64)

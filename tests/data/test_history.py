@@ -1,4 +1,6 @@
 """Leakage-safe history building: strictly-earlier events, last L, right-aligned; Beam == in-memory."""
+import dataclasses
+
 import apache_beam as beam
 import numpy as np
 import pytest
@@ -138,3 +140,42 @@ def test_log_example_with_text_column_is_rejected():
     example.features.feature[F.ITEM_ID].bytes_list.value.append(b"movie")
     with pytest.raises(ValueError, match="'item_id' must be one int64 per event, got bytes_list"):
         history_beam.parse_log_example(example.SerializeToString(), F.LOG_COLUMNS)
+
+
+def _brute_force_search(index, row, recent, retrieved, keys):
+    """The rows a bounded history should hold, by plain Python over the sorted log."""
+    earlier = list(range(index.first[row], index.start[row]))
+    newest = earlier[-recent:] if recent else []
+    reach = max(index.first[row], index.start[row] - index.schema.history_length)
+    older = [r for r in range(reach, index.start[row] - recent) if keys[r] == keys[row]]
+    return (older[-retrieved:] if retrieved else []) + newest
+
+
+def test_search_examples_hold_the_recent_events_and_the_latest_earlier_events_of_the_targets_key():
+    from tfrs_seqcompress.data import synthetic
+    world = synthetic.generate(synthetic.SyntheticConfig(num_users=30, mean_history=300, seed=1, history_length=200))
+    index = history.HistoryIndex(world.dataset.log, world.dataset.schema)
+    keys = index.events[F.CATEGORY].copy()
+    rows = np.random.default_rng(0).choice(len(index), 300, replace=False)
+    tokens = np.random.default_rng(1).random((len(index), 3)).astype(np.float32)
+    examples = index.search_examples(rows, recent=8, retrieved=5, event_keys=keys, event_arrays={"token": tokens})
+    assert examples["hist_item_id"].shape == (300, 13) and examples["hist_token"].shape == (300, 13, 3)
+    for position, row in enumerate(rows):
+        expected = _brute_force_search(index, row, 8, 5, keys)
+        mask = examples[F.HISTORY_MASK][position].astype(bool)
+        assert mask.sum() == len(expected) and np.all(np.diff(mask.astype(int)) >= 0)  # padding first
+        np.testing.assert_array_equal(examples["hist_item_id"][position][mask], index.events[F.ITEM_ID][expected])
+        np.testing.assert_array_equal(examples["hist_timestamp"][position][mask], index.events[F.TIMESTAMP][expected])
+        np.testing.assert_array_equal(examples["hist_token"][position][mask], tokens[expected])
+        assert not examples["hist_token"][position][~mask].any()
+    # An ordinary history example of length 13: the contract's checks (order, leakage, padding) pass.
+    F.validate_examples({name: values for name, values in examples.items() if name != "hist_token"},
+                        dataclasses.replace(world.dataset.schema, history_length=13))
+
+
+def test_search_examples_refuse_an_empty_window_and_keys_of_the_wrong_length():
+    index = history.HistoryIndex(helpers.tiny_log(), helpers.tiny_schema(history_length=3))
+    with pytest.raises(ValueError, match="must be >= 0 and not both 0"):
+        index.search_examples(np.arange(3), 0, 0, np.zeros(len(index), np.int64))
+    with pytest.raises(ValueError, match=r"event_keys must be \[num_events=8\] integers"):
+        index.search_examples(np.arange(3), 2, 2, np.zeros(5, np.int64))

@@ -53,3 +53,24 @@ def test_histories_can_reach_ten_thousand_events():
 def test_impossible_config_is_rejected():
     with pytest.raises(ValueError, match="min_history \\(50\\) exceeds max_history \\(10\\)"):
         synthetic.SyntheticConfig(min_history=50, max_history=10)
+
+
+def test_distant_variant_keeps_rare_interest_evidence_in_the_distant_past():
+    """``rare_until``: rare interests fill the early timeline; afterwards they only come back at
+    ``rare_return_share`` and random impressions avoid them."""
+    config = synthetic.SyntheticConfig(num_users=40, mean_history=600, min_history=300, seed=3, rare_share=0.02,
+                                       rare_until=0.6, rare_return_share=0.001)
+    world = synthetic.generate(config)
+    log = world.dataset.log
+    users = log[F.USER_ID]
+    order = np.lexsort((log[F.TIMESTAMP], users))
+    rank = np.arange(len(order)) - np.searchsorted(users[order], users[order])
+    progress = np.empty(len(order))
+    progress[order] = rank / (np.bincount(users)[users[order]] - 1)
+    subcategory = world.dataset.items["subcategory"][log[F.ITEM_ID]]
+    is_rare = (subcategory[:, None] == world.rare_interests[users]).any(axis=1)
+    early, late = progress < 0.6, progress > 0.6
+    assert is_rare[early].mean() > 0.05 and is_rare[late].mean() < 0.006  # 3 x 2% early; 3 x 0.1% late
+    assert 0 < is_rare[late].sum()  # but they do come back: the targets that test long memory
+    with pytest.raises(ValueError, match="rare_until must lie in"):
+        synthetic.SyntheticConfig(rare_until=0.0)

@@ -119,14 +119,16 @@ def small_tables():
     return codebook, vectors.astype(np.float32)
 
 
-def test_precomputed_agents_give_the_in_graph_interest(small_tables):
+@pytest.mark.parametrize("candidate_routing, agent_dim", [(True, 6 + 4), (False, 6)])
+def test_precomputed_agents_give_the_in_graph_interest(small_tables, candidate_routing, agent_dim):
     codebook, vectors = small_tables
-    encoder = hisac.HiSACEncoder(hisac.SemanticIds.from_codebook(codebook, vectors), fanouts=(2, 2))
+    encoder = hisac.HiSACEncoder(hisac.SemanticIds.from_codebook(codebook, vectors), fanouts=(2, 2),
+                                 candidate_routing=candidate_routing)
     item_ids = np.random.default_rng(2).integers(0, 31, size=(5, 12))
     inputs = _encoder_inputs(encoder.semantic_ids, item_ids, item_ids > 0)
     in_graph = encoder(inputs)
     agents = encoder.compute_agents(inputs)
-    assert agents["agent_vectors"].shape == (5, 4, 6)
+    assert agents["agent_vectors"].shape == (5, 4, agent_dim) and encoder.agent_dim(6) == agent_dim
     served = encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], agents["agent_weights"],
                                    inputs[base.CANDIDATE_EMBEDDING], inputs[base.CANDIDATE_ITEM_ID])
     np.testing.assert_allclose(served.numpy(), in_graph.numpy(), rtol=1e-6, atol=1e-6)
@@ -136,7 +138,8 @@ def test_before_the_scorer_has_learnt_the_interest_is_the_vote_weighted_mean_of_
     """The votes are the candidate attention's prior: with a constant scorer a one-event agent
     does not weigh as much as the main interest (a uniform mix stalled training for some seeds)."""
     codebook, vectors = small_tables
-    encoder = hisac.HiSACEncoder(hisac.SemanticIds.from_codebook(codebook, vectors), fanouts=(2, 2))
+    encoder = hisac.HiSACEncoder(hisac.SemanticIds.from_codebook(codebook, vectors), fanouts=(2, 2),
+                                 candidate_routing=False)
     item_ids = np.array([[1, 1, 1, 2, 2, 2, 3, 9, 9, 17, 25, 26]])
     inputs = _encoder_inputs(encoder.semantic_ids, item_ids, item_ids > 0)
     encoder(inputs)
@@ -147,6 +150,33 @@ def test_before_the_scorer_has_learnt_the_interest_is_the_vote_weighted_mean_of_
     assert len(set(np.round(weights[0][weights[0] > 0], 4))) > 1  # the agents really got unequal votes
     expected = np.einsum("bk,bkd->bd", weights, agents["agent_vectors"].numpy())
     np.testing.assert_allclose(encoder(inputs).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_routed_candidate_starts_from_its_own_semantic_agent(small_tables):
+    """Candidate routing: with a constant scorer the candidate's attention over the agents is its
+    soft-routing distribution (softmax of -distance / temperature to the agents' prototypes), so a
+    candidate of a one-event interest reads that interest's agent, not the history's majority;
+    each agent's value carries the embedding of the candidate's distance bucket."""
+    codebook, vectors = small_tables
+    semantic_ids = hisac.SemanticIds.from_codebook(codebook, vectors)
+    encoder = hisac.HiSACEncoder(semantic_ids, fanouts=(2, 2), temperature=2.0)
+    item_ids = np.array([[1, 1, 1, 2, 2, 2, 3, 4, 5, 6, 7, 25]])  # one event of the fourth group (items 25-30)
+    inputs = _encoder_inputs(semantic_ids, item_ids, item_ids > 0)
+    inputs[base.CANDIDATE_ITEM_ID] = tf.constant([26], tf.int64)
+    encoder(inputs)
+    last = encoder.agent_attention._scorer.layers[-1]
+    last.set_weights([np.zeros_like(weight) for weight in last.get_weights()])
+    agents = encoder.compute_agents(inputs)
+    live = agents["agent_mask"].numpy()[0]
+    ranking, prototypes = agents["agent_vectors"].numpy()[0, :, :6], agents["agent_vectors"].numpy()[0, :, 6:]
+    distances = ((prototypes - vectors[26]) ** 2).sum(-1) / 2.0
+    routing = np.where(live, np.exp(-(distances - distances[live].min())), 0.0)
+    routing /= routing.sum()
+    buckets = np.minimum(np.floor(2 * np.log2(1 + distances)), hisac.STATISTIC_BUCKETS - 1).astype(int)
+    values = ranking + encoder.match_embedding.embeddings.numpy()[buckets]
+    np.testing.assert_allclose(encoder(inputs).numpy()[0], routing @ values, rtol=1e-4, atol=1e-5)
+    own = int(np.argmax(routing))
+    assert routing[own] > 0.9 and agents["agent_weights"].numpy()[0, own] < 0.15  # a minor agent, read first
 
 
 @pytest.mark.parametrize("name", ["hisac", "global_clusters"])

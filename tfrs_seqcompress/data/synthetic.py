@@ -49,6 +49,11 @@ class SyntheticConfig:
       major_interests, rare_interests: planted interests per user.
       rare_share: expected share of a user's events from each rare interest.
       random_share: share of impressions drawn uniformly from all items.
+      rare_until: the share of each user's timeline during which the rare interests are shown at
+        ``rare_share`` (1.0: all of it). Afterwards a rare interest comes back only at
+        ``rare_return_share`` (the targets that test long memory) and random impressions avoid it,
+        so the evidence for it sits in the distant past of the history.
+      rare_return_share: expected share of the events after ``rare_until`` from each rare interest.
       days: time span of the log.
       history_length: L of the returned schema.
       seed: makes everything deterministic.
@@ -66,6 +71,8 @@ class SyntheticConfig:
     rare_interests: int = 3
     rare_share: float = 0.01
     random_share: float = 0.3
+    rare_until: float = 1.0
+    rare_return_share: float = 0.0
     days: int = 365
     history_length: int = 200
     seed: int = 0
@@ -82,6 +89,9 @@ class SyntheticConfig:
                              f"{self.num_subcategories} sub-categories.")
         if not 0 <= self.rare_share * self.rare_interests + self.random_share < 1:
             raise ValueError("rare_share * rare_interests + random_share must lie in [0, 1).")
+        if not 0 < self.rare_until <= 1 or not 0 <= self.rare_return_share <= self.rare_share:
+            raise ValueError(f"rare_until must lie in (0, 1] and rare_return_share in [0, rare_share]; got "
+                             f"{self.rare_until} and {self.rare_return_share}.")
 
     @property
     def num_subcategories(self) -> int:
@@ -137,9 +147,11 @@ def _user_events(config, rng, items, majors, rares, preference_row, length):
     major_weights = np.ones((length, len(majors)))
     major_weights[:, -1] = 0.1 + 1.5 * progress
     major_weights[:, :-1] *= (1.2 - progress)[:, None]
-    major_share = 1.0 - config.random_share - config.rare_share * len(rares)
+    late = progress >= config.rare_until if config.rare_until < 1 else np.zeros(length, bool)
+    rare_share = np.where(late, config.rare_return_share, config.rare_share)[:, None]
+    major_share = 1.0 - config.random_share - rare_share * len(rares)
     weights = np.concatenate([major_weights / major_weights.sum(1, keepdims=True) * major_share,
-                              np.full((length, len(rares)), config.rare_share),
+                              np.repeat(rare_share, len(rares), axis=1),
                               np.full((length, 1), config.random_share)], axis=1)
     source = (rng.random(length)[:, None] > np.cumsum(weights, axis=1)).sum(axis=1)
     interests = np.concatenate([majors, rares])
@@ -147,6 +159,9 @@ def _user_events(config, rng, items, majors, rares, preference_row, length):
     chosen_subcategory = interests[np.minimum(source, len(interests) - 1)]
     interest_items = (chosen_subcategory - 1) * per_subcategory + 1 + rng.integers(0, per_subcategory, size=length)
     random_items = rng.integers(1, config.num_items + 1, size=length)
+    for _ in range(4 if late.any() else 0):  # late random impressions avoid the rare interests (redrawn; 4 draws leave ~1e-5)
+        hits_rare = late & np.isin(items["subcategory"][random_items], rares)
+        random_items[hits_rare] = rng.integers(1, config.num_items + 1, size=int(hits_rare.sum()))
     item_ids = np.where(source == len(interests), random_items, interest_items)
 
     liking = preference_row[items["subcategory"][item_ids]] + items["quality"][item_ids]

@@ -8,7 +8,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -28,24 +28,30 @@ def dataset_from_columns(columns: Mapping[str, np.ndarray], batch_size: int,
 
 
 def dataset_from_history_index(index: "history.HistoryIndex", rows: np.ndarray, batch_size: int,
-                               shuffle_seed: int | None = None) -> tf.data.Dataset:
+                               shuffle_seed: int | None = None,
+                               build: Callable[[np.ndarray], Mapping[str, np.ndarray]] | None = None
+                               ) -> tf.data.Dataset:
     """Batches of the history examples of target ``rows``, built batch by batch from the log.
 
     Memory holds one batch of ``[batch, L]`` histories at a time (plus the prefetched one), not
     every example's: what long histories (L = 1,000 - 10,000) need. With ``shuffle_seed`` the rows
-    are permuted afresh every epoch (seeded by the epoch), else they keep their order.
+    are permuted afresh every epoch (seeded by the epoch), else they keep their order. ``build``
+    turns a batch of rows into examples (default ``index.examples``; e.g. ``index.search_examples``
+    with tokens for a bounded IAT window).
     """
     rows = np.asarray(rows)
     if rows.size == 0:
         raise ValueError("No target rows to build history examples for.")
-    sample = index.examples(rows[:1])
-    signature = {name: tf.TensorSpec((None,) + values.shape[1:], tf.int64) for name, values in sample.items()}
+    build = build or index.examples
+    sample = build(rows[:1])
+    signature = {name: tf.TensorSpec((None,) + values.shape[1:], tf.as_dtype(values.dtype))
+                 for name, values in sample.items()}
     epochs = iter(range(1 << 62))
 
     def batches():
         order = rows if shuffle_seed is None else np.random.default_rng([shuffle_seed, next(epochs)]).permutation(rows)
         for begin in range(0, len(order), batch_size):
-            yield index.examples(order[begin:begin + batch_size])
+            yield build(order[begin:begin + batch_size])
 
     return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
 

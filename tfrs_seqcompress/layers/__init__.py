@@ -14,6 +14,7 @@ from tfrs_seqcompress.layers.composed import HiSACTokenEncoder
 from tfrs_seqcompress.layers.hisac import (GlobalClusterEncoder, HierarchicalVoting, HiSACEncoder, SemanticIds,
                                            SoftRoutingAttention)
 from tfrs_seqcompress.layers.iat import IATEncoder, SourceInstanceTransformer, TokenBottleneck
+from tfrs_seqcompress.layers.short_term import WithShortTermBase
 
 # Encoder names used by configs, the pipeline and the benchmarks -> (class, default arguments).
 ENCODERS = {
@@ -50,4 +51,4 @@ def make_encoder(name: str, **overrides) -> HistoryEncoder:
 __all__ = ["HistoryEncoder", "TargetAttention", "masked_softmax", "MeanPoolingEncoder", "DINEncoder",
            "SimHardEncoder", "IATEncoder", "SourceInstanceTransformer", "TokenBottleneck", "ENCODERS", "make_encoder",
            "GlobalClusterEncoder", "HierarchicalVoting", "HiSACEncoder", "SemanticIds", "SoftRoutingAttention",
-           "SEMANTIC_ENCODERS", "VOTING_ENCODERS", "TOKEN_ENCODERS", "HiSACTokenEncoder"]
+           "SEMANTIC_ENCODERS", "VOTING_ENCODERS", "TOKEN_ENCODERS", "HiSACTokenEncoder", "WithShortTermBase"]

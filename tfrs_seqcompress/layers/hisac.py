@@ -176,6 +176,16 @@ def squared_distances(points: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
     return tf.maximum(point_norms - 2.0 * cross + prototype_norms, 0.0)
 
 
+STATISTIC_BUCKETS = 16
+
+
+def log_buckets(values: tf.Tensor, buckets: int = STATISTIC_BUCKETS) -> tf.Tensor:
+    """``floor(2 * log2(1 + values))`` clipped to ``[0, buckets)`` (negative values count as 0): the
+    bucket of an agent's routed event mass or of a candidate's scaled distance to an agent."""
+    values = tf.maximum(tf.cast(values, tf.float32), 0.0)
+    return tf.cast(tf.minimum(tf.floor(2.0 * tf.math.log1p(values) / tf.math.log(2.0)), buckets - 1), tf.int32)
+
+
 @tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
 class SoftRoutingAttention(tf.keras.layers.Layer):
     """HiSAC's Soft-Routing Attention: events are routed softly to agents by semantic distance.
@@ -205,9 +215,14 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
         return masked_softmax(-distances / self.temperature, live)
 
     def call(self, semantic, values, mask, prototypes, agent_mask) -> tf.Tensor:
+        return self.route(semantic, values, mask, prototypes, agent_mask)[0]
+
+    def route(self, semantic, values, mask, prototypes, agent_mask) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(agent_vectors [B, K, D], routed_mass [B, K])``: the mass is the number of events an
+        agent received (the sum of their routing weights), what the routed mean hides."""
         routing = self.routing_weights(semantic, mask, prototypes, agent_mask)
         totals = tf.reduce_sum(routing, axis=1)                                              # [B, K]
-        return tf.math.divide_no_nan(tf.einsum("blk,bld->bkd", routing, values), totals[..., None])
+        return tf.math.divide_no_nan(tf.einsum("blk,bld->bkd", routing, values), totals[..., None]), totals
 
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature}
@@ -257,16 +272,19 @@ class _SemanticEncoder(base.HistoryEncoder):
     def check_codebook(self, codebook: Codebook) -> None:
         self.semantic_ids.check_codebook(codebook)
 
+    def agent_dim(self, ranking_dim: int) -> int:
+        """The width of one precomputed agent vector for ranking embeddings of width ``ranking_dim``."""
+        return ranking_dim
+
     def attend_agents(self, agent_vectors: tf.Tensor, agent_mask: tf.Tensor, agent_weights: tf.Tensor,
                       candidate_embedding: tf.Tensor, candidate_item_id: tf.Tensor) -> tf.Tensor:
         """O(K) per candidate: the candidate (ranking embedding + semantic-ID embedding) attends
-        over ``agent_vectors [B, K, D]`` -> ``[B, D]``.
+        over ``agent_vectors [B, K, agent_dim]`` -> ``[B, D]``.
 
         The agents' vote shares ``agent_weights [B, K]`` are the attention's prior (weights
         ``∝ votes * exp(score)``): before the scorer has learnt anything the interest is the
         vote-weighted mean of the agents — the history's mean — not a uniform mix in which a
-        one-event agent counts as much as the main interest. (Without this prior, training
-        stalled near the base rate for some seeds: measured in the benchmark README section.)"""
+        one-event agent counts as much as the main interest."""
         self.ensure_built(candidate_embedding.shape[-1])
         codes, _, known = self.semantic_ids(candidate_item_id)
         query = candidate_embedding + self.code_embedding(codes, known)
@@ -292,15 +310,29 @@ class HiSACEncoder(_SemanticEncoder):
     agent of its own interest) and, optionally, ``history_time_gap`` ``[B, L]`` (the time-decay
     signal added to the ranking values).
 
+    Candidate routing (``candidate_routing=True``; our design where the paper only says that the
+    candidate attends over the agents): the candidate is routed in the same frozen semantic space
+    as the history, ``r_k = softmax_k(-||s_c - p_k||^2 / temperature)`` over the live agents, and
+    ``r`` is the prior of its attention over the agents (weights ``∝ r_k * exp(score_k)``), so the
+    candidate starts from the agent of its own semantic interest instead of having to learn that
+    match from clicks. Each agent also carries two statistics a routed *mean* hides, as learned
+    embeddings of log buckets added to the value the candidate reads: the event mass the agent
+    received (how much of the history is this interest) and the candidate's distance to the
+    agent's prototype (is this the candidate's interest at all, or only the nearest one). The
+    precomputed agent vector then holds ``[ranking vector (D) | prototype (semantic_dim)]``.
+    Without candidate routing the prior is the agents' vote shares, as before.
+
     Attributes:
       semantic_ids: the frozen ``SemanticIds`` tables (built from a codebook).
       fanouts: children kept per level by the voting (K = prod(fanouts) agents).
-      temperature: the soft-routing temperature.
+      temperature: the soft-routing temperature (history and candidate alike).
       hidden_units: the candidate-over-agents attention MLP.
+      candidate_routing: route the candidate as described above.
 
     Returns ``[B, D]``. ``compute_agents`` gives the history's agents alone (``agent_vectors``
-    ``[B, K, D]``, ``agent_mask``, ``agent_weights``, ``agent_paths``), ``attend_agents`` scores a
-    candidate against precomputed agents: the same interest as ``encode``, at O(K) per candidate.
+    ``[B, K, agent_dim(D)]``, ``agent_mask``, ``agent_weights``, ``agent_paths``),
+    ``attend_agents`` scores a candidate against precomputed agents: the same interest as
+    ``encode``, at O(K) per candidate.
 
     Example::
 
@@ -311,16 +343,27 @@ class HiSACEncoder(_SemanticEncoder):
     """
 
     def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] = (4, 2), temperature: float = 1.0,
-                 hidden_units: Sequence[int] = (64, 32), **kwargs):
+                 hidden_units: Sequence[int] = (64, 32), candidate_routing: bool = True, **kwargs):
         super().__init__(semantic_ids, hidden_units, **kwargs)
         self.fanouts = tuple(int(f) for f in fanouts)
         self.temperature = float(temperature)
+        self.candidate_routing = bool(candidate_routing)
         self.voting = HierarchicalVoting(self.semantic_ids.level_sizes, self.fanouts)
         self.routing = SoftRoutingAttention(temperature)
+
+    def build(self, input_shape):
+        dim = int(input_shape[base.CANDIDATE_EMBEDDING][-1])
+        if self.candidate_routing:
+            self.mass_embedding = tf.keras.layers.Embedding(STATISTIC_BUCKETS, dim, name="agent_mass_embedding")
+            self.match_embedding = tf.keras.layers.Embedding(STATISTIC_BUCKETS, dim, name="candidate_match_embedding")
+        super().build(input_shape)
 
     @property
     def num_agents(self) -> int:
         return self.voting.num_agents
+
+    def agent_dim(self, ranking_dim: int) -> int:
+        return ranking_dim + (self.semantic_ids.semantic_dim if self.candidate_routing else 0)
 
     def compute_agents(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         self.ensure_built(inputs[base.CANDIDATE_EMBEDDING].shape[-1])
@@ -328,12 +371,34 @@ class HiSACEncoder(_SemanticEncoder):
         mask = tf.cast(inputs[base.HISTORY_MASK], tf.bool) & known
         paths, votes, agent_mask = self.voting(codes, mask)
         prototypes = self.semantic_ids.prototypes(paths)
-        vectors = self.routing(semantic, self.ranking_values(inputs, codes, mask), mask, prototypes, agent_mask)
+        vectors, mass = self.routing.route(semantic, self.ranking_values(inputs, codes, mask), mask, prototypes,
+                                           agent_mask)
+        if self.candidate_routing:
+            vectors = tf.concat([vectors + self.mass_embedding(log_buckets(mass)), prototypes], axis=-1)
         return {"agent_vectors": vectors, "agent_mask": agent_mask, "agent_weights": agent_weights(votes, agent_mask),
                 "agent_paths": paths}
 
+    def attend_agents(self, agent_vectors: tf.Tensor, agent_mask: tf.Tensor, agent_weights: tf.Tensor,
+                      candidate_embedding: tf.Tensor, candidate_item_id: tf.Tensor) -> tf.Tensor:
+        if not self.candidate_routing:
+            return super().attend_agents(agent_vectors, agent_mask, agent_weights, candidate_embedding,
+                                         candidate_item_id)
+        self.ensure_built(candidate_embedding.shape[-1])
+        dim = candidate_embedding.shape[-1]
+        vectors, prototypes = agent_vectors[..., :dim], agent_vectors[..., dim:]
+        codes, semantic, known = self.semantic_ids(candidate_item_id)
+        query = candidate_embedding + self.code_embedding(codes, known)
+        scaled = squared_distances(semantic[:, None, :], prototypes)[:, 0, :] / self.temperature   # [B, K]
+        live = tf.cast(agent_mask, tf.bool)
+        routing = masked_softmax(-scaled, live)
+        # A candidate without a semantic vector cannot be routed: it falls back to the vote shares.
+        prior = tf.where(known[:, None], routing, tf.cast(agent_weights, routing.dtype))
+        match = tf.where(known[:, None], log_buckets(scaled), STATISTIC_BUCKETS - 1)
+        return self.agent_attention(vectors + self.match_embedding(match), live, query, prior=prior)
+
     def get_config(self):
-        return {**super().get_config(), "fanouts": list(self.fanouts), "temperature": self.temperature}
+        return {**super().get_config(), "fanouts": list(self.fanouts), "temperature": self.temperature,
+                "candidate_routing": self.candidate_routing}
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")

@@ -1,0 +1,385 @@
+"""Long-history benchmark: do IAT and HiSAC beat the strong simple baselines at L = 1,000 - 10,000?
+
+One block per (dataset, variant, L), each with enough targets to learn from and the same inputs
+for every encoder:
+
+* ``synthetic`` worlds (``data.synthetic``), three variants: ``base`` (interests are
+  sub-categories, 6 per category column), ``fine`` (24 sub-categories per category column, so the
+  category search of SIM-hard is no oracle) and ``distant`` (each rare interest is shown only in
+  the first 60% of a user's timeline and comes back rarely afterwards: its evidence sits in the
+  distant past of the history);
+* ``ml-1m``: MovieLens-1M (6,040 users, 1M ratings, histories up to 2,314).
+
+Protocol. Each user's ranking targets are sampled (seeded); targets are split by time into train /
+validation / test (the last 20% of the targets' time range is test, the 10% before it
+validation). Every encoder gets the same per-event semantic-ID embedding (the codebook HiSAC
+uses, over the items' frozen content vectors: ``RankingModel(semantic_ids=...)``), so a gain is
+the compression's, not the inputs'; ``*_nosem`` rows show the baselines without it. An encoder's
+hyper-parameters (its ``grid``) are chosen on the validation AUC with seed 0; the chosen setting
+is then trained with seeds 0, 1, 2 and reported on test (mean ± std). IAT reads a bounded window:
+the most recent events plus the events retrieved by the candidate's semantic ID (SIM-style), with
+their instance tokens fetched batch by batch; ``hisac_iat`` reads every history event's token.
+
+    python -m benchmarks.long_history --blocks synthetic_base_L1000            # one block
+    python -m benchmarks.long_history --blocks synthetic_base_L1000 --encoders hisac,sim_hard
+    python -m benchmarks.long_history --list                                   # blocks and rows
+
+Results go to ``benchmarks/results/long_history.json`` (a list of blocks, each with ``dataset``,
+``variant``, ``history_length``, the validation ``selection`` and the test ``encoders``; written
+after every encoder, re-running an encoder replaces its row) and ``long_history.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import itertools
+import json
+import os
+import pathlib
+import platform
+import time
+
+import numpy as np
+
+import tfrs_seqcompress  # noqa: F401  (sets Keras 2 before TensorFlow loads)
+import tensorflow as tf
+
+from benchmarks import memory, plotting
+from benchmarks.quality import EpochTimer, long_tail_targets, sample_targets, serving_latency_ms
+from tfrs_seqcompress import codebook, metrics, models
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress.data import history, movielens, semantic, synthetic, tf_data
+from tfrs_seqcompress.iat import source_models
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+RESULT_FILE = "long_history.json"
+SEEDS = (0, 1, 2)
+VALIDATION_FRACTION, TEST_FRACTION = 0.1, 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One dataset / variant / L, and how much of it to learn from."""
+
+    dataset: str
+    variant: str
+    history_length: int
+    world: dict = dataclasses.field(default_factory=dict)   # synthetic.SyntheticConfig fields
+    targets_per_user: int = 80
+    codebook: tuple[int, ...] = (32, 8)
+    batch_size: int = 256
+    epochs: int = 2
+    note: str = ""
+
+
+_LONG_WORLD = {"num_users": 3000, "mean_history": 1200}
+_VERY_LONG_WORLD = {"num_users": 600, "mean_history": 4000}
+_FINE = {"num_categories": 4, "subcategories_per_category": 24, "items_per_subcategory": 20}
+_DISTANT = {"rare_share": 0.02, "rare_until": 0.6, "rare_return_share": 0.001}
+_FEWER = "fewer targets than at L = 1,000 (600 users x 40): a DIN-full epoch over L = 10,000 costs 10x more"
+BLOCKS = {
+    "synthetic_base_L1000": Block("synthetic", "base", 1000, _LONG_WORLD),
+    "synthetic_fine_L1000": Block("synthetic", "fine", 1000, {**_LONG_WORLD, **_FINE}),
+    "synthetic_distant_L1000": Block("synthetic", "distant", 1000, {**_LONG_WORLD, **_DISTANT}),
+    "synthetic_base_L10000": Block("synthetic", "base", 10000, _VERY_LONG_WORLD, 40, batch_size=64, note=_FEWER),
+    "synthetic_fine_L10000": Block("synthetic", "fine", 10000, {**_VERY_LONG_WORLD, **_FINE}, 40, batch_size=64,
+                                   note=_FEWER),
+    "synthetic_distant_L10000": Block("synthetic", "distant", 10000, {**_VERY_LONG_WORLD, **_DISTANT}, 40,
+                                      batch_size=64, note=_FEWER),
+    "ml-1m_L200": Block("ml-1m", "ratings", 200, targets_per_user=30, codebook=(16, 8)),
+    "ml-1m_L1000": Block("ml-1m", "ratings", 1000, targets_per_user=30, codebook=(16, 8)),
+    # A toy block for the benchmark's own test (seconds, not a result).
+    "synthetic_smoke_L100": Block("synthetic", "smoke", 100, {"num_users": 40, "mean_history": 150},
+                                  targets_per_user=20, codebook=(8, 4), batch_size=64, epochs=1),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One encoder setting: a registered encoder, its fixed arguments and the grid chosen on validation.
+
+    Grid / fixed keys are ``make_encoder`` arguments, or: ``short_term_last_n`` (a DIN base over
+    the last N events), ``semantic_inputs`` (the per-event semantic-ID embedding, default on),
+    ``window`` ((recent, retrieved) events of a bounded history), ``clusters`` (global clusters' K)."""
+
+    encoder: str
+    grid: dict = dataclasses.field(default_factory=dict)
+    fixed: dict = dataclasses.field(default_factory=dict)
+    tokens: bool = False
+
+
+_K_GRID = {"fanouts": ((4, 2), (8, 4), (16, 8), (32, 8))}   # K = 8, 32, 128, 256 agents
+ROWS = {
+    "mean": Row("mean"),
+    "din_last_n": Row("din_last_n", grid={"last_n": (20, 50, 200)}),
+    "din_full": Row("din_full"),
+    "sim_hard": Row("sim_hard"),
+    "global_clusters": Row("global_clusters", grid={"clusters": (32, 128)}),
+    "hisac": Row("hisac", grid=_K_GRID),
+    "hisac_short": Row("hisac", grid={"fanouts": ((8, 4), (16, 8)), "short_term_last_n": (20, 50)}),
+    "iat": Row("iat", grid={"window": ((64, 64), (32, 224))}, tokens=True),
+    "hisac_iat": Row("hisac_iat", grid={"fanouts": ((8, 4), (16, 8))}, tokens=True),
+    "din_last_n_nosem": Row("din_last_n", grid={"last_n": (20, 50, 200)}, fixed={"semantic_inputs": False}),
+    "din_full_nosem": Row("din_full", fixed={"semantic_inputs": False}),
+    "sim_hard_nosem": Row("sim_hard", fixed={"semantic_inputs": False}),
+    "hisac_no_candidate_routing": Row("hisac", grid=_K_GRID, fixed={"candidate_routing": False}),
+}
+DEFAULT_ROWS = ("din_last_n", "din_full", "sim_hard", "hisac", "hisac_short", "iat", "hisac_iat")
+
+
+@dataclasses.dataclass
+class Data:
+    """A block's data, built once and shared by every encoder and seed."""
+
+    block: Block
+    schema: F.DataSchema
+    index: history.HistoryIndex
+    splits: dict                 # "train" / "validation" / "test" -> target rows of index
+    item_vectors: np.ndarray     # frozen semantic vectors [num_items, dim]
+    long_tail: np.ndarray | None  # [num_events] bool, targets from a planted rare interest (synthetic)
+    sizes: dict
+
+
+def time_splits(index: history.HistoryIndex, rows: np.ndarray) -> dict:
+    """Targets by time: the latest ``TEST_FRACTION`` of the targets are test, the
+    ``VALIDATION_FRACTION`` before them validation, the rest train (quantiles of the targets'
+    times, not of the time range: MovieLens' ratings thin out over its last years)."""
+    times = index.events[F.TIMESTAMP][rows]
+    validation_from, test_from = np.quantile(times, [1 - TEST_FRACTION - VALIDATION_FRACTION, 1 - TEST_FRACTION])
+    return {"train": rows[times < validation_from],
+            "validation": rows[(times >= validation_from) & (times < test_from)],
+            "test": rows[times >= test_from]}
+
+
+def load_block(block: Block) -> Data:
+    started = time.perf_counter()
+    world = None
+    if block.dataset == "synthetic":
+        world = synthetic.generate(synthetic.SyntheticConfig(history_length=block.history_length, seed=0,
+                                                             max_history=10_000, **block.world))
+        dataset = world.dataset
+    elif block.dataset == "ml-1m":
+        dataset = movielens.load_movielens_1m(history_length=block.history_length)
+    else:
+        raise ValueError(f"Unknown dataset {block.dataset!r}.")
+    index = history.HistoryIndex(dataset.log, dataset.schema)
+    rows = sample_targets(index, block.targets_per_user)
+    rows = rows[index.start[rows] > index.first[rows]]  # a target needs at least one earlier event
+    splits = time_splits(index, rows)
+    long_tail = None
+    if world is not None:
+        long_tail = np.zeros(len(index), bool)
+        long_tail[rows] = long_tail_targets(world, {F.USER_ID: index.events[F.USER_ID][rows],
+                                                    F.ITEM_ID: index.events[F.ITEM_ID][rows]})
+    lengths = index.start[rows] - index.first[rows]
+    sizes = {"users": int(dataset.schema.num_users - 1), "items": int(dataset.schema.num_items - 1),
+             "events": int(len(index)), **{f"{name}_targets": int(len(split)) for name, split in splits.items()},
+             "median_history_of_targets": float(np.median(lengths)),
+             "targets_with_history_beyond_L": float(np.mean(lengths > block.history_length)),
+             "build_seconds": time.perf_counter() - started}
+    return Data(block, dataset.schema, index, splits, semantic.content_vectors(dataset), long_tail, sizes)
+
+
+def fit_codebook(data: Data, level_sizes: tuple[int, ...], seed: int) -> codebook.Codebook:
+    known = semantic.known_rows(data.item_vectors)
+    return codebook.fit_residual_kmeans(data.item_vectors[known], level_sizes, seed=seed, keys=known)
+
+
+def leaf_keys(data: Data, fitted: codebook.Codebook) -> np.ndarray:
+    """Every event's finest semantic ID (one int per path), the key IAT's window retrieves by."""
+    codes = fitted.assign(data.item_vectors)
+    leaf = np.zeros(len(codes), np.int64)
+    for level, size in enumerate(fitted.level_sizes):
+        leaf = leaf * size + codes[:, level]
+    leaf[~np.any(data.item_vectors != 0, axis=1)] = -1
+    return leaf[data.index.events[F.ITEM_ID]]
+
+
+def event_tokens(data: Data, seed: int, token_dim: int, result: dict) -> tuple[np.ndarray, str]:
+    """Trains a user-order IAT source model on the training period's events and returns every
+    event's token ``[num_events, d]`` in the index's row order, and the model's version."""
+    events = data.index.events
+    train_until = data.index.events[F.TIMESTAMP][data.splits["validation"]].min()
+    train_log = {name: values[events[F.TIMESTAMP] < train_until] for name, values in events.items()}
+    started = time.perf_counter()
+    source = source_models.train_source_model(train_log, data.schema, "user_order", token_dim=token_dim,
+                                              epochs=1, seed=seed)
+    del train_log
+    tokens = source_models.compute_tokens(source, events)
+    result["source_train_seconds"] = time.perf_counter() - started
+    return tokens, source.fingerprint()
+
+
+def settings_of(row: Row, block: Block) -> list[dict]:
+    """Every combination of the row's grid, each merged over its fixed arguments (fan-outs wider
+    than the block's codebook are left out)."""
+    names = sorted(row.grid)
+    settings = [{**row.fixed, **dict(zip(names, values))} for values in itertools.product(*(row.grid[n] for n in names))]
+    fits = lambda setting: all(f <= s for f, s in zip(setting.get("fanouts", ()), block.codebook))  # noqa: E731
+    return [setting for setting in settings if fits(setting)]
+
+
+def build_model(data: Data, row: Row, setting: dict, fitted: codebook.Codebook, schema: F.DataSchema):
+    arguments = {key: value for key, value in setting.items()
+                 if key not in ("semantic_inputs", "window", "clusters", "short_term_last_n")}
+    return models.build_ranking_model(
+        schema, row.encoder, codebook=fitted, item_vectors=data.item_vectors,
+        semantic_inputs=setting.get("semantic_inputs", True), short_term_last_n=setting.get("short_term_last_n"),
+        **arguments)
+
+
+def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, ...]) -> dict:
+    """Trains one model on the train targets; metrics on ``splits``, costs, peak memory."""
+    tf.keras.backend.clear_session()
+    gc.collect()
+    memory.reset_peak()
+    result: dict = {}
+    block, schema = data.block, data.schema
+    level_sizes = (setting["clusters"],) if row.encoder == "global_clusters" else block.codebook
+    fitted = fit_codebook(data, level_sizes, seed)
+    build, arrays = data.index.examples, None
+    if row.tokens:
+        tokens, version = event_tokens(data, seed, 16, result)
+        arrays = {"token": tokens}
+        schema = dataclasses.replace(schema, token_dim=16, token_version=version)
+    if "window" in setting:
+        recent, retrieved = setting["window"]
+        keys = leaf_keys(data, fit_codebook(data, block.codebook, seed))
+        schema = dataclasses.replace(schema, history_length=recent + retrieved)
+        build = lambda rows: data.index.search_examples(rows, recent, retrieved, keys, arrays)  # noqa: E731
+    elif arrays is not None:
+        build = lambda rows: data.index.examples(rows, arrays)  # noqa: E731
+    if row.tokens:
+        version_id = F.token_version_id(schema.token_version)
+        inner = build
+        build = lambda rows: {**inner(rows), F.TOKEN_VERSION: np.full(len(rows), version_id, np.int64)}  # noqa: E731
+    tf.keras.utils.set_random_seed(seed)
+    model = build_model(data, row, setting, fitted, schema)
+    timer = EpochTimer()
+    train = tf_data.dataset_from_history_index(data.index, data.splits["train"], block.batch_size,
+                                               shuffle_seed=seed, build=build)
+    model.fit(train, epochs=block.epochs, verbose=0, callbacks=[timer])
+    result["train_examples_per_second"] = len(data.splits["train"]) / timer.seconds[-1]
+    for split in splits:
+        rows = data.splits[split]
+        predicted = models.predict_probabilities(
+            model, tf_data.dataset_from_history_index(data.index, rows, block.batch_size, build=build))
+        scores = metrics.ranking_metrics(predicted["user_id"], predicted["label"], predicted["probability"])
+        result.update({f"{split}_{name}": value for name, value in scores.items()})
+        if data.long_tail is not None and split == "test":
+            rare = data.long_tail[rows]
+            result["test_auc_long_tail"] = metrics.roc_auc(predicted["label"][rare], predicted["probability"][rare])
+    result.update(serving_latency_ms(model, schema, build(data.splits["test"][:100])))
+    result["peak_rss_mb"] = memory.peak_rss_mb()
+    return result
+
+
+def summarise(runs: list[dict]) -> dict:
+    summary = {}
+    for name in runs[0]:
+        values = np.array([run[name] for run in runs], dtype=float)
+        summary[name] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+    return summary
+
+
+def _jsonable(setting: dict) -> dict:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in setting.items()}
+
+
+def run_row(data: Data, name: str, seeds: tuple[int, ...], log) -> dict:
+    """Selection on validation (seed ``seeds[0]``), then the chosen setting on test over ``seeds``."""
+    row = ROWS[name]
+    candidates = settings_of(row, data.block)
+    selection, runs = [], {}
+    for setting in candidates:
+        result = run_one(data, row, setting, seeds[0], ("validation", "test"))
+        selection.append({"setting": _jsonable(setting), "validation_auc": result["validation_auc"],
+                          "validation_gauc": result["validation_gauc"]})
+        runs[json.dumps(_jsonable(setting), sort_keys=True)] = result
+        log(f"{name} {_jsonable(setting)} seed {seeds[0]}: validation AUC {result['validation_auc']:.4f}, "
+            f"test AUC {result['test_auc']:.4f} ({result['train_examples_per_second']:,.0f} ex/s, "
+            f"peak {result['peak_rss_mb']:,.0f} MB)")
+    best = max(range(len(candidates)), key=lambda i: selection[i]["validation_auc"])
+    chosen = candidates[best]
+    seed_runs = [runs[json.dumps(_jsonable(chosen), sort_keys=True)]]
+    for seed in seeds[1:]:
+        seed_runs.append(run_one(data, row, chosen, seed, ("validation", "test")))
+        log(f"{name} {_jsonable(chosen)} seed {seed}: test AUC {seed_runs[-1]['test_auc']:.4f}")
+    return {"encoder": row.encoder, "chosen": _jsonable(chosen), "selection": selection, "seeds": list(seeds),
+            "runs": seed_runs, "summary": summarise(seed_runs)}
+
+
+def read_blocks(path: pathlib.Path) -> list[dict]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def write_block(path: pathlib.Path, block: dict) -> None:
+    """Replaces the block with the same dataset / variant / L (merging its encoder rows) and writes the file."""
+    blocks = read_blocks(path)
+    key = (block["dataset"], block["variant"], block["history_length"])
+    for existing in blocks:
+        if (existing["dataset"], existing["variant"], existing["history_length"]) == key:
+            existing.update({name: value for name, value in block.items() if name != "encoders"})
+            existing["encoders"].update(block["encoders"])
+            break
+    else:
+        blocks.append(block)
+    path.write_text(json.dumps(blocks, indent=1))
+
+
+def plot(blocks: list[dict], path: pathlib.Path) -> None:
+    figure, axes = plotting.subplots(1, max(len(blocks), 1), figsize=(4.5 * max(len(blocks), 1), 4.2), squeeze=False)
+    for axis, block in zip(axes[0], blocks):
+        names = list(block["encoders"])
+        means = [block["encoders"][n]["summary"]["test_auc"]["mean"] for n in names]
+        stds = [block["encoders"][n]["summary"]["test_auc"]["std"] for n in names]
+        colours = ["#c44e52" if ROWS.get(n, Row("")).encoder.startswith(("hisac", "iat")) else "#4c72b0"
+                   for n in names]
+        axis.bar(names, means, yerr=stds, capsize=3, color=colours)
+        axis.set_ylim(max(0.0, min(m - s for m, s in zip(means, stds)) - 0.02), max(m + s for m, s in zip(means, stds)) + 0.01)
+        axis.set_title(f"{block['dataset']} {block['variant']}, L = {block['history_length']:,}\ntest AUC "
+                       f"(mean ± std, {len(SEEDS)} seeds)", fontsize=9)
+        axis.tick_params(axis="x", rotation=60, labelsize=8)
+    plotting.save(figure, path)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--blocks", default="synthetic_base_L1000", help=f"comma-separated, of {list(BLOCKS)}")
+    parser.add_argument("--encoders", default=",".join(DEFAULT_ROWS), help=f"comma-separated, of {list(ROWS)}")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--output-dir", default=str(RESULTS_DIR))
+    parser.add_argument("--list", action="store_true", help="print the blocks and rows, then exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, block in BLOCKS.items():
+            print(f"block {name}: {block}")
+        for name, row in ROWS.items():
+            print(f"row {name}: {row}")
+        return []
+    seeds = tuple(int(seed) for seed in args.seeds.split(","))
+    output = pathlib.Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / RESULT_FILE
+    for block_name in args.blocks.split(","):
+        block = BLOCKS[block_name]
+        data = load_block(block)
+        log = lambda message: print(f"[long_history] {block_name}: {message}", flush=True)  # noqa: E731
+        log(f"{data.sizes}")
+        header = {"dataset": block.dataset, "variant": block.variant, "history_length": block.history_length,
+                  "settings": {**_jsonable(dataclasses.asdict(block)), "validation_fraction": VALIDATION_FRACTION,
+                               "test_fraction": TEST_FRACTION},
+                  "sizes": data.sizes, "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+        for name in args.encoders.split(","):
+            write_block(path, {**header, "encoders": {name: run_row(data, name, seeds, log)}})
+        del data
+        gc.collect()
+    blocks = read_blocks(path)
+    plot(blocks, path.with_suffix(".png"))
+    print(f"[long_history] wrote {path} and {path.with_suffix('.png')}")
+    return blocks
+
+
+if __name__ == "__main__":
+    main()
