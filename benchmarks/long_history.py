@@ -101,7 +101,8 @@ class Row:
 
     Grid / fixed keys are ``make_encoder`` arguments, or: ``short_term_last_n`` (a DIN base over
     the last N events), ``semantic_inputs`` (the per-event semantic-ID embedding, default on),
-    ``window`` ((recent, retrieved) events of a bounded history), ``clusters`` (global clusters' K)."""
+    ``window`` ((recent, retrieved) events of a bounded history), ``clusters`` (global clusters' K),
+    ``temperature_scale`` (HiSAC's routing temperature relative to the codebook's level-1 error)."""
 
     encoder: str
     grid: dict = dataclasses.field(default_factory=dict)
@@ -222,7 +223,9 @@ def settings_of(row: Row, block: Block) -> list[dict]:
 
 def build_model(data: Data, row: Row, setting: dict, fitted: codebook.Codebook, schema: F.DataSchema):
     arguments = {key: value for key, value in setting.items()
-                 if key not in ("semantic_inputs", "window", "clusters", "short_term_last_n")}
+                 if key not in ("semantic_inputs", "window", "clusters", "short_term_last_n", "temperature_scale")}
+    if "temperature_scale" in setting:  # relative to the default, the codebook's level-1 error
+        arguments["temperature"] = setting["temperature_scale"] * float(fitted.statistics["quantisation_error"][0])
     return models.build_ranking_model(
         schema, row.encoder, codebook=fitted, item_vectors=data.item_vectors,
         semantic_inputs=setting.get("semantic_inputs", True), short_term_last_n=setting.get("short_term_last_n"),

@@ -66,6 +66,10 @@ HISTORY_BASE_FIELDS: tuple[str, ...] = (ITEM_ID, CATEGORY, TIMESTAMP, LABEL)
 TARGET_FIELDS: tuple[str, ...] = (USER_ID, ITEM_ID, CATEGORY, TIMESTAMP)
 
 PADDING_ID = 0
+# Event-feature names that would collide with what the contract adds: ``mask`` / ``token`` become
+# ``hist_mask`` / ``hist_token`` (overwritten by the padding mask / the IAT tokens), and the
+# token-version and agent features of a request.
+RESERVED_EVENT_FEATURES: tuple[str, ...] = ("mask", "token", TOKEN_VERSION, AGENT_VECTORS, AGENT_MASK, AGENT_WEIGHTS)
 
 
 def history_name(field: str) -> str:
@@ -117,6 +121,12 @@ class DataSchema:
         clashes = set(self.event_features) & set(LOG_COLUMNS)
         if clashes:
             raise ValueError(f"event_features may not reuse contract column names: {sorted(clashes)}.")
+        reserved = sorted(set(self.event_features) & set(RESERVED_EVENT_FEATURES)
+                          | {name for name in self.event_features if name.startswith(HISTORY_PREFIX)})
+        if reserved:
+            raise ValueError(f"event_features {reserved} use reserved names (the contract adds "
+                             f"{[HISTORY_MASK, HISTORY_TOKEN, TOKEN_VERSION]}, agent features and the "
+                             f"'{HISTORY_PREFIX}' prefix itself): rename the column(s).")
 
     @property
     def outcome_features(self) -> tuple[str, ...]:

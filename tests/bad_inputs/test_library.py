@@ -20,6 +20,10 @@ from tfrs_seqcompress.data import history, interaction_log, tf_data
 from tfrs_seqcompress.iat.store import TokenStore, TokenVersionError
 
 TOKEN_SCHEMA = dataclasses.replace(helpers.tiny_schema(), token_dim=2, token_version="tokens-v1")
+# A second CSV row that must be refused, never coerced: name -> row (line 3 of its file).
+BAD_CSV_ROWS = {"fractional_item": "1,6.7,200,1,2", "label_half": "1,6,200,0.5,2", "exponent_time": "1,6,2e3,1,2",
+                "infinite_time": "1,6,inf,1,2", "beyond_int64": f"{1 << 63},6,200,1,2", "full_width_digits": "1,６,200,1,2",
+                "missing_field": "1,6,200,1", "extra_field": "1,6,200,1,2,9"}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +40,13 @@ def written(tmp_path_factory):
     interaction_log.write_log_csv(log, root / "log.csv")
     (root / "items.csv").write_text("item_id,category\n5,1\n6,2\n")
     (root / "not_an_int.csv").write_text("user_id,item_id,timestamp,label,category\n1,abc,100,1,2\n")
+    header = "user_id,item_id,timestamp,label,category"
+    for name, row in BAD_CSV_ROWS.items():
+        (root / f"{name}.csv").write_text(f"{header}\n1,5,100,1,2\n{row}\n")
+    (root / "mask_column.csv").write_text(f"{header},mask\n1,5,100,1,2,1\n2,6,50,0,1,1\n")
+    (root / "huge_user_id.csv").write_text(f"{header}\n1,5,100,1,2\n{1 << 40},6,50,0,1\n")
+    (root / "log.txt").write_text(f"{header}\n1,5,100,1,2\n")
+    (root / "duplicated_items.csv").write_text("item_id,category\n5,1\n6,2\n5,3\n")
     (root / "empty.csv").write_text("")
     (root / "header_only.csv").write_text("user_id,item_id,timestamp,label,category\n")
     (root / "no_timestamp.csv").write_text("user_id,item_id,label,category\n1,5,1,2\n")
@@ -124,7 +135,26 @@ CASES = [
      ValueError, r"missing column\(s\) \['hour'\]"),
     # -- log files a user brings
     ("csv_not_an_int", lambda w: interaction_log.load_interaction_log(w.root / "not_an_int.csv"),
-     ValueError, "column 'item_id' must hold integers"),
+     ValueError, "not_an_int.csv line 2, column 'item_id': 'abc' is not an exact integer"),
+    *[(f"csv_{name}", lambda w, name=name: interaction_log.load_interaction_log(w.root / f"{name}.csv"),
+       ValueError, message) for name, message in {
+        "fractional_item": "line 3, column 'item_id': '6.7' is not an exact integer",
+        "label_half": "line 3, column 'label': '0.5' is not an exact integer",
+        "exponent_time": "line 3, column 'timestamp': '2e3' is not an exact integer",
+        "infinite_time": "line 3, column 'timestamp': 'inf' is not an exact integer",
+        "beyond_int64": "line 3, column 'user_id': '9223372036854775808' is outside the int64 range",
+        "full_width_digits": "line 3, column 'item_id': '６' is not an exact integer",
+        "missing_field": "line 3: expected 5 fields",
+        "extra_field": "line 3: expected 5 fields"}.items()],
+    ("csv_reserved_column_name", lambda w: interaction_log.load_interaction_log(w.root / "mask_column.csv"),
+     ValueError, r"event_features \['mask'\] use reserved names"),
+    ("csv_raw_64_bit_user_id", lambda w: interaction_log.load_interaction_log(w.root / "huge_user_id.csv"),
+     ValueError, "column 'user_id' has ID 1099511627776, above 100,000,000"),
+    ("log_of_unknown_file_type", lambda w: interaction_log.load_interaction_log(w.root / "log.txt"),
+     ValueError, r"log.txt: unknown file type; expected a name ending in one of \['.csv'"),
+    ("item_table_lists_an_item_twice",
+     lambda w: interaction_log.load_interaction_log(w.root / "log.csv", item_table=w.root / "duplicated_items.csv"),
+     ValueError, "item_id 5 is listed 2 times"),
     ("csv_empty", lambda w: interaction_log.load_interaction_log(w.root / "empty.csv"),
      ValueError, "is empty: expected a header row"),
     ("csv_header_only", lambda w: interaction_log.load_interaction_log(w.root / "header_only.csv"),

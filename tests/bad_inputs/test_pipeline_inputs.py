@@ -21,7 +21,7 @@ CASES = [
     ("log_label_not_binary", ["--data", "{dir}/log.csv"], {"log.csv": f"{HEADER}\n1,5,100,3,2\n"},
      "'label' must be 0 or 1"),
     ("log_text_in_id_column", ["--data", "{dir}/log.csv"], {"log.csv": f"{HEADER}\n1,x,100,1,2\n"},
-     "column 'item_id' must hold integers"),
+     "line 2, column 'item_id': 'x' is not an exact integer"),
     ("log_negative_user", ["--data", "{dir}/log.csv"], {"log.csv": f"{HEADER}\n-4,5,100,1,2\n"},
      "'user_id' has negative IDs"),
     ("item_table_lacks_items", ["--data", "{dir}/log.csv", "--items", "{dir}/items.csv"],

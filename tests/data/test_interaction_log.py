@@ -49,7 +49,7 @@ def test_tfrecord_log(tmp_path):
 def test_text_in_an_id_column_is_named(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("user_id,item_id,timestamp,label,category\n1,abc,5,1,2\n")
-    with pytest.raises(ValueError, match="column 'item_id' must hold integers"):
+    with pytest.raises(ValueError, match="line 2, column 'item_id': 'abc' is not an exact integer"):
         interaction_log.load_interaction_log(path)
 
 
@@ -58,3 +58,18 @@ def test_header_only_csv_is_empty(tmp_path):
     path.write_text("user_id,item_id,timestamp,label,category\n")
     with pytest.raises(ValueError, match="has a header but no events"):
         interaction_log.load_interaction_log(path)
+
+
+def test_file_type_is_read_from_the_name_in_any_case(tmp_path):
+    path = tmp_path / "LOG.CSV"
+    interaction_log.write_log_csv(helpers.tiny_log(), path)
+    dataset = interaction_log.load_interaction_log(path)
+    np.testing.assert_array_equal(dataset.log[F.ITEM_ID], helpers.tiny_log()[F.ITEM_ID])
+
+
+def test_exact_integers_with_signs_and_spaces_are_read_exactly(tmp_path):
+    path = tmp_path / "log.csv"
+    big = (1 << 62) + 1  # above 2^53: a float round trip would merge it with its neighbours
+    path.write_text(f"user_id,item_id,timestamp,label,category\n+1, 5 ,{big},1,2\n")
+    columns = interaction_log.read_csv_columns(path)
+    assert columns[F.USER_ID][0] == 1 and columns[F.ITEM_ID][0] == 5 and columns[F.TIMESTAMP][0] == big

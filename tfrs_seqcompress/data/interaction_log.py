@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import pathlib
+import re
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -41,30 +42,67 @@ class InteractionDataset:
     category_names: list[str]
 
 
-def _parse_int_column(name: str, values: Sequence[str], path: pathlib.Path) -> np.ndarray:
-    try:
-        return np.array([int(float(value)) for value in values], dtype=np.int64)
-    except ValueError as error:
-        raise ValueError(f"{path}: column {name!r} must hold integers, got {error}.") from None
+# An exact integer in ASCII digits: "12", "-3", "+7". Never "1.0", "1e3", "inf" or other scripts' digits.
+_EXACT_INTEGER = re.compile(r"[+-]?[0-9]+")
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+# IDs index embedding tables directly (vocabulary = max ID + 1): a larger ID is a hashed or raw ID.
+MAX_ID = 100_000_000
+CSV_SUFFIXES = (".csv",)
+TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz")
+
+
+def _exact_int(text: str, where: str) -> int:
+    """``text`` as an int if it is an exact integer in int64's range, else ``ValueError`` at ``where``."""
+    stripped = text.strip()
+    if not _EXACT_INTEGER.fullmatch(stripped):
+        raise ValueError(f"{where}: {text!r} is not an exact integer (expected ASCII digits, no decimals, "
+                         "exponents or infinities; nothing is rounded).")
+    value = int(stripped)
+    if not _INT64[0] <= value <= _INT64[1]:
+        raise ValueError(f"{where}: {text!r} is outside the int64 range.")
+    return value
 
 
 def read_csv_columns(path: pathlib.Path | str) -> dict[str, np.ndarray]:
-    """A CSV file with a header row as int64 columns.
+    """A CSV file with a header row as int64 columns (exact integers only).
 
     Raises:
-      FileNotFoundError / ValueError: missing file, no header, no rows, or a non-integer value.
+      FileNotFoundError / ValueError: missing file, no header, no rows, a row with missing or extra
+        fields, or a value that is not an exact int64 integer (the message names line and column).
     """
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"Interaction log {path} does not exist.")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames:
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header or not any(field.strip() for field in header):
             raise ValueError(f"{path} is empty: expected a header row naming the columns {list(F.LOG_COLUMNS)}.")
-        rows = list(reader)
-    if not rows:
+        header = [field.strip() for field in header]
+        duplicated = sorted({name for name in header if header.count(name) > 1})
+        if duplicated or "" in header:
+            raise ValueError(f"{path}: the header names every column once; got {header}.")
+        columns: list[list[int]] = [[] for _ in header]
+        for row in reader:
+            if not row:
+                continue  # a blank line
+            if len(row) != len(header):
+                raise ValueError(f"{path} line {reader.line_num}: expected {len(header)} fields {header}, "
+                                 f"got {len(row)}.")
+            for values, name, text in zip(columns, header, row):
+                values.append(_exact_int(text, f"{path} line {reader.line_num}, column {name!r}"))
+    if not columns[0]:
         raise ValueError(f"{path} has a header but no events.")
-    return {name: _parse_int_column(name, [row[name] for row in rows], path) for name in reader.fieldnames}
+    return {name: np.array(values, dtype=np.int64) for name, values in zip(header, columns)}
+
+
+def check_id_sizes(log: Mapping[str, np.ndarray], where: str) -> None:
+    """Refuses IDs above ``MAX_ID``: a vocabulary is the largest ID + 1, so a raw or hashed 64-bit ID
+    would make an embedding table of that many rows."""
+    for name, values in log.items():
+        if name != F.TIMESTAMP and len(values) and int(np.max(values)) > MAX_ID:
+            raise ValueError(f"{where}: column {name!r} has ID {int(np.max(values))}, above {MAX_ID:,}: IDs index "
+                             "embedding tables directly, so map raw or hashed IDs to 1..n first.")
 
 
 def read_tfrecord_columns(path: pathlib.Path | str) -> dict[str, np.ndarray]:
@@ -72,7 +110,7 @@ def read_tfrecord_columns(path: pathlib.Path | str) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     path = str(path)
-    compression = "GZIP" if path.endswith(".gz") else None
+    compression = "GZIP" if path.lower().endswith(".gz") else None
     columns: dict[str, list[int]] = {}
     for index, record in enumerate(tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator()):
         feature_map = tf.train.Example.FromString(record).features.feature
@@ -98,6 +136,21 @@ def write_log_csv(log: Mapping[str, np.ndarray], path: pathlib.Path | str) -> pa
         writer.writerow(names)
         writer.writerows(zip(*(np.asarray(log[name]).tolist() for name in names)))
     return path
+
+
+def read_item_table(path: pathlib.Path | str) -> dict[str, np.ndarray]:
+    """An item table CSV (``item_id, category``, ...): one row per item.
+
+    Raises:
+      ValueError: as ``read_csv_columns``, or an item listed twice.
+    """
+    items = read_csv_columns(path)
+    if F.ITEM_ID in items:
+        ids, counts = np.unique(items[F.ITEM_ID], return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(f"{path}: item_id {int(ids[counts > 1][0])} is listed {int(counts.max())} times; "
+                             "an item table holds one row per item.")
+    return items
 
 
 def join_item_table(log: dict[str, np.ndarray], items: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -136,11 +189,19 @@ def load_interaction_log(path: pathlib.Path | str, item_table: pathlib.Path | st
         the item table (all via ``features.validate_log``).
     """
     path = pathlib.Path(path)
-    log = read_csv_columns(path) if path.suffix == ".csv" else read_tfrecord_columns(path)
+    name = path.name.lower()
+    if name.endswith(CSV_SUFFIXES):
+        log = read_csv_columns(path)
+    elif name.endswith(TFRECORD_SUFFIXES):
+        log = read_tfrecord_columns(path)
+    else:
+        raise ValueError(f"{path}: unknown file type; expected a name ending in one of "
+                         f"{list(CSV_SUFFIXES + TFRECORD_SUFFIXES)} (any case).")
     if item_table is not None:
-        log = join_item_table(log, read_csv_columns(item_table))
+        log = join_item_table(log, read_item_table(item_table))
     # Vocabularies are inferred from the validated log, so its IDs lie inside them by construction.
     log = F.validate_log(log, event_features=tuple(name for name in log if name not in F.LOG_COLUMNS))
+    check_id_sizes(log, str(path))
     schema = infer_schema(log, history_length, context_features)
     categories = np.zeros(schema.num_items, np.int64)
     categories[log[F.ITEM_ID]] = log[F.CATEGORY]
