@@ -99,3 +99,41 @@ def test_truncated_store_is_refused(tmp_path):
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(ValueError, match="missing or damaged"):
         TokenStore.load(tmp_path / "store")
+
+
+def test_user_ids_beyond_2_40_never_see_another_users_tokens():
+    """Keys are users' dense ranks, not their raw IDs: a raw-ID key ``(user << 34) + time`` made
+    user 2^40 + 1's tokens another user's once the shift overflowed int64."""
+    log = {name: values.copy() for name, values in helpers.tiny_log().items()}
+    log[F.USER_ID] = np.where(log[F.USER_ID] == 1, (1 << 40) + 1, np.where(log[F.USER_ID] == 2, 1 << 62, 5))
+    tokens = np.arange(len(log[F.USER_ID]) * 2, dtype=np.float32).reshape(-1, 2)
+    store = TokenStore.build(log, tokens, version="v1", scheme="user_order")
+    for user in ((1 << 40) + 1, 1 << 62, 5):
+        for time in (100, 201, 10**6):
+            fetched, mask = store.fetch(np.array([user]), np.array([time]), history_length=3)
+            expected, count = brute_force_fetch(log, tokens, user, time, 3)
+            np.testing.assert_array_equal(fetched[0], expected)
+            assert mask[0].sum() == count
+    fetched, mask = store.fetch(np.array([(1 << 29) + 1]), np.array([10**6]), 3)  # unknown, not a neighbour
+    assert mask.sum() == 0 and not fetched.any()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda arrays, meta: arrays.update(tokens=np.where(arrays["tokens"] > 3, np.nan, arrays["tokens"])),
+     "holds NaN or infinite tokens"),
+    (lambda arrays, meta: arrays.update({name: values[::-1].copy() for name, values in arrays.items()}),
+     r"is not sorted by \(user_id, timestamp, item_id\)"),
+    (lambda arrays, meta: meta.pop("scheme"), r"metadata.json lacks \['scheme'\]"),
+])
+def test_a_damaged_store_is_refused_on_load(tmp_path, damage, message):
+    _, _, store = _store()
+    directory = store.save(tmp_path / "store")
+    import json
+    with np.load(directory / "tokens.npz") as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    meta = json.loads((directory / "metadata.json").read_text())
+    damage(arrays, meta)
+    np.savez_compressed(directory / "tokens.npz", **arrays)
+    (directory / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=message):
+        TokenStore.load(directory)

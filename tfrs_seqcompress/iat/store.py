@@ -83,8 +83,23 @@ class TokenStore:
                    item_id=np.asarray(log[F.ITEM_ID], np.int64)[order], tokens=tokens[order],
                    version=version, scheme=scheme)
 
-    def _keys(self, user_id: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
-        return (np.asarray(user_id, np.int64) << _TIME_BITS) + np.asarray(timestamp, np.int64)
+    def _window_bounds(self, user_ids: np.ndarray, request_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(start, end)`` rows of each user's instances strictly before each request time.
+
+        Keys are (the user's rank among the store's users, time): dense ranks, not raw IDs, so no
+        user ID — however large — can overflow into another user's keys. Unknown users get an
+        empty window."""
+        users = np.unique(self.user_id)
+        if len(users) >= 1 << 28:
+            raise ValueError(f"A token store holds at most 2^28 users; this one holds {len(users):,}: shard it by user.")
+        rank = np.searchsorted(users, user_ids)
+        known = (rank < len(users)) & (users[np.minimum(rank, len(users) - 1)] == user_ids)
+        span = (1 << _TIME_BITS) + 1
+        keys = np.searchsorted(users, self.user_id) * span + self.timestamp
+        query = np.where(known, rank, 0) * span
+        end = np.searchsorted(keys, query + request_times, side="left")
+        start = np.searchsorted(keys, query, side="left")
+        return np.where(known, start, 0), np.where(known, end, 0)
 
     def fetch(self, user_ids, request_times, history_length: int) -> tuple[np.ndarray, np.ndarray]:
         """The last ``history_length`` tokens of each user strictly before each request time.
@@ -105,9 +120,7 @@ class TokenStore:
         if len(self.user_id) == 0:  # An empty store knows no user: every history is empty.
             return (np.zeros(user_ids.shape + (history_length, self.token_dim), np.float32),
                     np.zeros(user_ids.shape + (history_length,), np.int64))
-        keys = self._keys(self.user_id, self.timestamp)
-        end = np.searchsorted(keys, self._keys(user_ids, request_times), side="left")
-        start = np.searchsorted(keys, self._keys(user_ids, np.zeros_like(user_ids)), side="left")
+        start, end = self._window_bounds(user_ids, request_times)
         gather, mask = last_positions(end, history_length, first=start)
         tokens = np.where(mask[..., None], self.tokens[gather], 0.0).astype(np.float32)
         return tokens, mask.astype(np.int64)
@@ -160,10 +173,21 @@ class TokenStore:
                 loaded = {name: arrays[name] for name in ("user_id", "timestamp", "item_id", "tokens")}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
             raise ValueError(f"Token store at {directory} is missing or damaged ({type(error).__name__}: {error}).") from None
+        missing = [key for key in ("version", "scheme", "count", "token_dim")
+                   if not isinstance(metadata, dict) or key not in metadata]
+        if missing:
+            raise ValueError(f"Token store at {directory}: {METADATA_FILE} lacks {missing}; it was not written by "
+                             "TokenStore.save or was edited.")
         store = cls(version=metadata["version"], scheme=metadata["scheme"], **loaded)
         if store.tokens.shape != (metadata["count"], metadata["token_dim"]):
             raise ValueError(f"Token store at {directory} holds tokens {store.tokens.shape}, but its metadata says "
                              f"[{metadata['count']}, {metadata['token_dim']}]: the file is truncated or replaced.")
+        if not np.isfinite(store.tokens).all():
+            raise ValueError(f"Token store at {directory} holds NaN or infinite tokens.")
+        order = np.lexsort((store.item_id, store.timestamp, store.user_id))
+        if not np.array_equal(order, np.arange(len(order))):
+            raise ValueError(f"Token store at {directory} is not sorted by (user_id, timestamp, item_id): its "
+                             "tokens would be fetched for the wrong events.")
         store.check_version(expected_version)
         if expected_token_dim is not None and expected_token_dim != store.token_dim:
             raise TokenVersionError(f"Token store at {directory} has token_dim {store.token_dim}; the model expects "
