@@ -52,7 +52,7 @@ def test_save_load_round_trip_and_refusals(content, tmp_path):
         Codebook.load(tmp_path / "cb", expected_level_sizes=(8, 3))
     data = (tmp_path / "cb" / "codewords.npz").read_bytes()
     (tmp_path / "cb" / "codewords.npz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CodebookError, match="missing or truncated"):
+    with pytest.raises(CodebookError, match="is missing, truncated or lacks metadata"):
         Codebook.load(tmp_path / "cb")
 
 
@@ -61,7 +61,7 @@ def test_save_and_load_work_on_any_gfile_filesystem(content):
     codebook = fit_residual_kmeans(vectors, (4, 3), seed=0)
     codebook.save("ram://codebooks/cb")
     assert Codebook.load("ram://codebooks/cb", expected_version=codebook.version).level_sizes == (4, 3)
-    with pytest.raises(CodebookError, match="missing or truncated"):
+    with pytest.raises(CodebookError, match="is missing, truncated or lacks metadata"):
         Codebook.load("ram://codebooks/absent")
 
 

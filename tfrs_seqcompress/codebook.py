@@ -135,13 +135,14 @@ class Codebook:
             with tf.io.gfile.GFile(os.path.join(directory, CODEWORDS_FILE), "rb") as handle:
                 with np.load(io.BytesIO(handle.read())) as arrays:
                     codewords = tuple(arrays[f"level_{h}"] for h in range(len(metadata["level_sizes"])))
-        except (OSError, tf.errors.OpError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as error:
-            raise CodebookError(f"Codebook at {directory} is missing or truncated ({type(error).__name__}: "
-                                f"{error}).") from error
+            version = metadata["version"]
+        except (OSError, tf.errors.OpError, KeyError, TypeError, ValueError, zipfile.BadZipFile, EOFError) as error:
+            raise CodebookError(f"Codebook at {directory} is missing, truncated or lacks metadata "
+                                f"({type(error).__name__}: {error}).") from error
         codebook = cls(codewords, metadata.get("statistics", {}))
-        if codebook.version != metadata["version"]:
+        if codebook.version != version:
             raise CodebookError(f"Codebook at {directory}: codewords hash to {codebook.version!r} but the metadata "
-                                f"says {metadata['version']!r} (modified or partly written).")
+                                f"says {version!r} (modified or partly written).")
         codebook.check(expected_version, expected_level_sizes, expected_dim)
         return codebook
 

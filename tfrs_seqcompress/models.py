@@ -245,6 +245,9 @@ class RankingModel(tfrs.models.Model):
                 "semantic_ids": None if self.semantic_ids is None else tf.keras.layers.serialize(self.semantic_ids)}
 
 
+MIN_TEMPERATURE = 1e-6
+
+
 def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: float = 1e-3,
                         embedding_dim: int = 16, embed_outcomes: bool = True, codebook: Codebook | None = None,
                         item_vectors: np.ndarray | None = None, semantic_inputs: bool = False,
@@ -259,6 +262,8 @@ def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: 
     codebook and vectors whatever the encoder). ``short_term_last_n=N`` adds a DIN over the last
     N events to the encoder (``layers.WithShortTermBase``).
     """
+    if encoder_name not in encoder_layers.ENCODERS:
+        raise ValueError(f"Unknown history encoder {encoder_name!r}; expected one of {sorted(encoder_layers.ENCODERS)}.")
     if base.HISTORY_TOKENS in encoder_layers.ENCODERS[encoder_name][0].required_inputs:
         encoder_overrides.setdefault("token_dim", schema.token_dim)
     if encoder_name in encoder_layers.SEMANTIC_ENCODERS:
@@ -287,7 +292,8 @@ def semantic_encoder_arguments(schema: F.DataSchema, encoder_name: str, codebook
                          "(row i must hold item ID i's vector, zeros where unknown).")
     arguments = {"semantic_ids": encoder_layers.SemanticIds.from_codebook(codebook, item_vectors)}
     if encoder_name in encoder_layers.VOTING_ENCODERS and codebook.statistics.get("quantisation_error"):
-        arguments["temperature"] = float(codebook.statistics["quantisation_error"][0])
+        # A codebook whose items sit exactly on their codewords (error 0) routes as hard assignment.
+        arguments["temperature"] = max(float(codebook.statistics["quantisation_error"][0]), MIN_TEMPERATURE)
     return arguments
 
 

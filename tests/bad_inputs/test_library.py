@@ -105,6 +105,21 @@ def _truncated_copy(source: pathlib.Path, destination: pathlib.Path, drop: str) 
     return destination
 
 
+def _metadata_without(source: pathlib.Path, destination: pathlib.Path, key: str) -> pathlib.Path:
+    import json
+    shutil.copytree(source, destination, dirs_exist_ok=True)
+    metadata = json.loads((destination / "metadata.json").read_text())
+    del metadata[key]
+    (destination / "metadata.json").write_text(json.dumps(metadata))
+    return destination
+
+
+def _hisac(w, **arguments):
+    from tfrs_seqcompress import layers
+    vectors = np.concatenate([np.zeros((1, 4)), w.vectors[:19]]).astype(np.float32)
+    return layers.HiSACEncoder(layers.SemanticIds.from_codebook(w.codebook, vectors), **arguments)
+
+
 def _model_features(w, **changes):
     features = {name: tf.constant(values) for name, values in w.examples.items()}
     features.update(changes)
@@ -197,6 +212,14 @@ CASES = [
      ValueError, r"missing feature\(s\) \['hist_mask'\]"),
     ("model_history_too_long", lambda w: w.model(_model_features(w, hist_item_id=tf.ones([8, 9], tf.int64))),
      ValueError, r"'hist_item_id' must have shape \[None, 6\]"),
+    ("model_unknown_encoder_name", lambda w: models.build_ranking_model(w.schema, "transformer_xl"),
+     ValueError, "Unknown history encoder 'transformer_xl'"),
+    ("hisac_nan_temperature", lambda w: _hisac(w, fanouts=(2, 2), temperature=float("nan")),
+     ValueError, "temperature must be a finite number > 0, got nan"),
+    ("hisac_infinite_temperature", lambda w: _hisac(w, fanouts=(2, 2), temperature=float("inf")),
+     ValueError, "temperature must be a finite number > 0, got inf"),
+    ("hisac_fractional_fanouts", lambda w: _hisac(w, fanouts=(2.9, 1.5)),
+     ValueError, r"must be integers; got \[2.9, 1.5\] \(nothing is rounded\)"),
     # -- codebooks
     ("codebook_of_another_version", lambda w: Codebook.load(w.root / "codebook", expected_version="other"),
      CodebookError, "differs from the expected 'other'"),
@@ -204,7 +227,10 @@ CASES = [
      CodebookError, r"level sizes \(4, 2\); expected \(8, 2\)"),
     ("codebook_truncated", lambda w: Codebook.load(
         _truncated_copy(w.root / "codebook", w.root / "codebook_copy", "codewords.npz")),
-     CodebookError, "missing or truncated"),
+     CodebookError, "is missing, truncated or lacks metadata"),
+    ("codebook_metadata_lacks_version", lambda w: Codebook.load(
+        _metadata_without(w.root / "codebook", w.root / "codebook_copy_no_version", "version")),
+     CodebookError, "lacks metadata \\(KeyError: 'version'\\)"),
     ("codebook_nan_vectors", lambda w: fit_residual_kmeans(_set_last(w.vectors.copy(), np.nan), (4, 2)),
      ValueError, r"NaN or infinity in 1 row\(s\), first rows \[39\]"),
     ("codebook_more_codes_than_vectors", lambda w: fit_residual_kmeans(w.vectors[:3], (4, 2)),

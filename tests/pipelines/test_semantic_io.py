@@ -37,7 +37,7 @@ def _overwrite_metadata_version(source):
 
 
 @pytest.mark.parametrize("damage,recorded,num_items,message", [
-    (_truncate, None, 31, "missing or truncated"),
+    (_truncate, None, 31, "is missing, truncated or lacks metadata"),
     (_overwrite_metadata_version, None, 31, "modified or partly written"),
     (None, "another-version", 31, "on disk but 'another-version' in ML Metadata"),
     (None, None, 40, "cover 31 item IDs; the examples have num_items 40"),

@@ -125,6 +125,10 @@ class HierarchicalVoting(tf.keras.layers.Layer):
 
     def __init__(self, level_sizes: Sequence[int], fanouts: Sequence[int], **kwargs):
         super().__init__(**kwargs)
+        not_integers = [value for value in (*level_sizes, *fanouts) if int(value) != value or isinstance(value, bool)]
+        if not_integers:
+            raise ValueError(f"fanouts {tuple(fanouts)} and level sizes {tuple(level_sizes)} must be integers; got "
+                             f"{not_integers} (nothing is rounded).")
         self.level_sizes, self.fanouts = tuple(int(s) for s in level_sizes), tuple(int(f) for f in fanouts)
         if len(self.fanouts) != len(self.level_sizes):
             raise ValueError(f"fanouts {self.fanouts} must give one fan-out per codebook level {self.level_sizes}.")
@@ -204,8 +208,8 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
 
     def __init__(self, temperature: float = 1.0, **kwargs):
         super().__init__(**kwargs)
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        if not isinstance(temperature, (int, float, np.floating)) or not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
         self.temperature = float(temperature)
 
     def routing_weights(self, semantic, mask, prototypes, agent_mask) -> tf.Tensor:
@@ -345,11 +349,11 @@ class HiSACEncoder(_SemanticEncoder):
     def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] = (4, 2), temperature: float = 1.0,
                  hidden_units: Sequence[int] = (64, 32), candidate_routing: bool = True, **kwargs):
         super().__init__(semantic_ids, hidden_units, **kwargs)
-        self.fanouts = tuple(int(f) for f in fanouts)
+        self.voting = HierarchicalVoting(self.semantic_ids.level_sizes, fanouts)
+        self.routing = SoftRoutingAttention(temperature)
+        self.fanouts = self.voting.fanouts
         self.temperature = float(temperature)
         self.candidate_routing = bool(candidate_routing)
-        self.voting = HierarchicalVoting(self.semantic_ids.level_sizes, self.fanouts)
-        self.routing = SoftRoutingAttention(temperature)
 
     def build(self, input_shape):
         dim = int(input_shape[base.CANDIDATE_EMBEDDING][-1])
