@@ -78,3 +78,52 @@ def test_models_without_agents_say_so():
     schema = helpers.tiny_schema()
     with pytest.raises(ValueError, match="DINEncoder has no agents to precompute"):
         models.build_ranking_model(schema, "din_full").compute_agents({})
+
+
+def _agent_request(export_dir, request, edit):
+    """A ``score_with_agents`` request of two candidates with agents from ``compute_agents``, edited."""
+    loaded = tf.saved_model.load(str(export_dir))
+    history = F.to_tf_examples({name: values[:1] for name, values in request.items()})
+    agents = loaded.signatures[serving.COMPUTE_AGENTS_SIGNATURE](examples=tf.constant(history))
+    columns = {name: request[name][:2] for name in F.TARGET_FIELDS + ("hour", "device", "price")}
+    for name in (F.AGENT_VECTORS, F.AGENT_MASK, F.AGENT_WEIGHTS):
+        columns[name] = np.repeat(agents[name].numpy(), 2, axis=0)
+    edit(columns)
+    return loaded.signatures[serving.SCORE_WITH_AGENTS_SIGNATURE], tf.constant(F.to_tf_examples(columns))
+
+
+def _set_first(name, value):
+    def edit(columns):
+        columns[name] = columns[name].copy()
+        columns[name].reshape(len(columns[name]), -1)[0, 0] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, named", [
+    (_set_first(F.AGENT_VECTORS, np.nan), r"agent_vectors\W+ contains NaN or infinity"),
+    (_set_first(F.AGENT_VECTORS, np.inf), r"agent_vectors\W+ contains NaN or infinity"),
+    (_set_first(F.AGENT_MASK, 7), r"agent_mask\W+ must hold only 0"),
+    (_set_first(F.AGENT_MASK, -1), r"agent_mask\W+ must hold only 0"),
+    (_set_first(F.AGENT_WEIGHTS, np.nan), r"agent_weights\W+ must be finite and >= 0"),
+    (_set_first(F.AGENT_WEIGHTS, -0.5), r"agent_weights\W+ must be finite and >= 0"),
+    (_set_first(F.ITEM_ID, -4), r"item_id\W+ must hold IDs >= 0"),
+], ids=["nan_vector", "inf_vector", "mask_7", "mask_minus_1", "nan_weight", "negative_weight", "negative_item"])
+def test_malformed_agents_are_refused_not_scored(exported, edit, named):
+    export_dir, _, request = exported
+    signature, examples = _agent_request(export_dir, request, edit)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=named):
+        signature(examples=examples)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    (F.AGENT_VECTORS, np.nan, "contains NaN or infinity"), (F.AGENT_MASK, 7, "must hold only 0 and 1"),
+    (F.AGENT_WEIGHTS, -1.0, "must be finite and >= 0")])
+def test_the_client_refuses_to_build_requests_from_malformed_agents(exported, name, value, message):
+    from tfrs_seqcompress import serving_client
+    _, model, request = exported
+    agents = {agent_name: np.asarray(values[0]).copy() for agent_name, values in model.compute_agents(
+        {key: tf.constant(values[:1]) for key, values in request.items()}).items()}
+    agents[name].reshape(-1)[0] = value
+    candidates = {key: request[key][:2] for key in (F.ITEM_ID, F.CATEGORY, F.TIMESTAMP, "hour", "device", "price")}
+    with pytest.raises(ValueError, match=message):
+        serving_client.agent_examples(agents, 1, candidates, model.schema)

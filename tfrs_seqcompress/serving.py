@@ -81,7 +81,33 @@ def history_checks(features: dict, against_target: bool = True) -> list:
     if F.HISTORY_TOKEN in features:
         checks.append(_refuse_unless(tf.math.is_finite(features[F.HISTORY_TOKEN]),
                                      f"Feature {F.HISTORY_TOKEN!r} contains NaN or infinity."))
-    return checks
+    if F.history_name(F.LABEL) in features:
+        labels = features[F.history_name(F.LABEL)]
+        checks.append(_refuse_unless((labels == 0) | (labels == 1),
+                                     f"Feature {F.history_name(F.LABEL)!r} must hold only 0 and 1."))
+    return checks + id_checks(features)
+
+
+def id_checks(features: dict) -> list:
+    """Every ID and event feature of a request is >= 0 (0 is padding / unknown; an ID beyond the
+    vocabulary falls back to unknown, a negative one is malformed)."""
+    return [_refuse_unless(value >= 0, f"Feature {name!r} must hold IDs >= 0 (0 is padding / unknown).")
+            for name, value in sorted(features.items())
+            if value.dtype == tf.int64 and name not in (F.TIMESTAMP, F.history_name(F.TIMESTAMP), F.TOKEN_VERSION)]
+
+
+def agent_checks(features: dict) -> list:
+    """In-graph checks of precomputed agents, like ``history_checks`` for histories: vectors finite,
+    ``agent_mask`` 0/1, ``agent_weights`` finite and >= 0."""
+    weights = features[F.AGENT_WEIGHTS]
+    mask = features[F.AGENT_MASK]
+    return [
+        _refuse_unless(tf.math.is_finite(features[F.AGENT_VECTORS]), f"Feature {F.AGENT_VECTORS!r} contains NaN or "
+                       "infinity."),
+        _refuse_unless((mask == 0) | (mask == 1), f"Feature {F.AGENT_MASK!r} must hold only 0 (no agent) and 1."),
+        _refuse_unless(tf.math.is_finite(weights) & (weights >= 0), f"Feature {F.AGENT_WEIGHTS!r} must be finite "
+                       "and >= 0 (vote shares)."),
+    ] + id_checks(features)
 
 
 def _checked_history(examples: tf.Tensor, spec: dict, against_target: bool = True) -> dict:
@@ -124,7 +150,10 @@ def agent_functions(model: tf.keras.Model, schema: F.DataSchema) -> dict:
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
     def score_with_agents(examples):
-        logits = model.score_with_agents(_parse(examples, agents_spec))
+        features = _parse(examples, agents_spec)
+        with tf.control_dependencies(agent_checks(features)):
+            features = {name: tf.identity(value) for name, value in features.items()}
+        logits = model.score_with_agents(features)
         return {SCORE_KEY: tf.sigmoid(logits), LOGIT_KEY: logits}
 
     return {COMPUTE_AGENTS_SIGNATURE: compute_agents.get_concrete_function(),

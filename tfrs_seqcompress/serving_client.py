@@ -83,6 +83,15 @@ def agent_examples(agents: Mapping[str, np.ndarray], user_id: int, candidates: M
     if vectors.ndim != 2 or mask.shape != (len(vectors),) or weights.shape != mask.shape:
         raise ValueError(f"Agents must be {F.AGENT_VECTORS!r} [K, D] with {F.AGENT_MASK!r} and {F.AGENT_WEIGHTS!r} "
                          f"[K]; got {list(vectors.shape)}, {list(mask.shape)}, {list(weights.shape)}.")
+    if not np.isfinite(vectors).all():
+        raise ValueError(f"{F.AGENT_VECTORS!r} contains NaN or infinity.")
+    if not np.isin(mask, (0, 1)).all():
+        raise ValueError(f"{F.AGENT_MASK!r} must hold only 0 and 1, got {np.unique(mask)[:5].tolist()}.")
+    if not (np.isfinite(weights) & (weights >= 0)).all():
+        raise ValueError(f"{F.AGENT_WEIGHTS!r} must be finite and >= 0 (vote shares).")
+    for name in CANDIDATE_FIELDS + schema.context_features:
+        if (np.asarray(candidates[name]) < 0).any() and name != F.TIMESTAMP:
+            raise ValueError(f"Candidate feature {name!r} must hold IDs >= 0.")
     user = {F.USER_ID: np.int64(user_id), F.AGENT_VECTORS: vectors, F.AGENT_MASK: mask, F.AGENT_WEIGHTS: weights}
     return F.to_tf_examples(_per_candidate(user, candidates))
 

@@ -94,6 +94,9 @@ EXAMPLE_CASES = [
      "hist_token"),
     ("token_of_another_version", lambda e: _set(e, "token_version", [F.token_version_id("source-v2")]),
      "comes from another source model"),
+    ("negative_candidate_id", lambda e: _set(e, "item_id", [-3]), "'item_id' must hold IDs >= 0"),
+    ("negative_history_category", lambda e: _set(e, "hist_category", [-1] * LENGTH), "'hist_category' must hold IDs"),
+    ("history_label_not_binary", lambda e: _set(e, "hist_label", [5] * LENGTH), "'hist_label' must hold only 0 and 1"),
 ]
 
 
