@@ -184,12 +184,21 @@ def load_block(block: Block) -> Data:
         long_tail[rows] = long_tail_targets(world, {F.USER_ID: index.events[F.USER_ID][rows],
                                                     F.ITEM_ID: index.events[F.ITEM_ID][rows]})
     lengths = index.start[rows] - index.first[rows]
-    sizes = {"users": int(dataset.schema.num_users - 1), "items": int(dataset.schema.num_items - 1),
+    ceiling = {} if world is None else {"bayes_auc": bayes_auc(world, index, splits["test"])}
+    sizes = {**ceiling, "users": int(dataset.schema.num_users - 1), "items": int(dataset.schema.num_items - 1),
              "events": int(len(index)), **{f"{name}_targets": int(len(split)) for name, split in splits.items()},
              "median_history_of_targets": float(np.median(lengths)),
              "targets_with_history_beyond_L": float(np.mean(lengths > block.history_length)),
              "build_seconds": time.perf_counter() - started}
     return Data(block, dataset.schema, index, splits, semantic.content_vectors(dataset), long_tail, sizes)
+
+
+def bayes_auc(world: synthetic.SyntheticWorld, index: history.HistoryIndex, rows: np.ndarray) -> float:
+    """The test AUC of the world's own click model (the planted preference + item quality): what no
+    encoder can exceed except by chance, so a gap to it is what is left to learn."""
+    users, items = index.events[F.USER_ID][rows], index.events[F.ITEM_ID][rows]
+    liking = world.preference[users, world.dataset.items["subcategory"][items]] + world.dataset.items["quality"][items]
+    return metrics.roc_auc(index.events[F.LABEL][rows], liking)
 
 
 def fit_codebook(data: Data, level_sizes: tuple[int, ...], seed: int) -> codebook.Codebook:
@@ -262,6 +271,10 @@ def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, .
         keys = leaf_keys(data, fit_codebook(data, block.codebook, seed))
         schema = dataclasses.replace(schema, history_length=recent + retrieved)
         build = lambda rows: data.index.search_examples(rows, recent, retrieved, keys, arrays)  # noqa: E731
+    elif row.encoder == "din_last_n":  # it reads the last N events: build (and pay for) only those
+        last_n = min(setting["last_n"], block.history_length)
+        schema = dataclasses.replace(schema, history_length=last_n)
+        build = lambda rows: data.index.examples(rows, arrays, length=last_n)  # noqa: E731
     elif arrays is not None:
         build = lambda rows: data.index.examples(rows, arrays)  # noqa: E731
     if row.tokens:
@@ -342,6 +355,20 @@ def write_block(path: pathlib.Path, block: dict) -> None:
     path.write_text(json.dumps(blocks, indent=1))
 
 
+def add_ceilings(path: pathlib.Path) -> list[dict]:
+    """Adds ``sizes.bayes_auc`` to every synthetic block of the results file (the worlds are regenerated)."""
+    blocks = read_blocks(path)
+    for block in blocks:
+        match = [b for b in BLOCKS.values() if (b.dataset, b.variant, b.history_length) ==
+                 (block["dataset"], block["variant"], block["history_length"])]
+        if block["dataset"] == "synthetic" and match:
+            block["sizes"]["bayes_auc"] = load_block(match[0]).sizes["bayes_auc"]
+            print(f"[long_history] {block['variant']} L = {block['history_length']}: Bayes ceiling "
+                  f"{block['sizes']['bayes_auc']:.4f}", flush=True)
+    path.write_text(json.dumps(blocks, indent=1))
+    return blocks
+
+
 def plot(blocks: list[dict], path: pathlib.Path) -> None:
     figure, axes = plotting.subplots(1, max(len(blocks), 1), figsize=(4.5 * max(len(blocks), 1), 4.2), squeeze=False)
     for axis, block in zip(axes[0], blocks):
@@ -365,6 +392,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     parser.add_argument("--output-dir", default=str(RESULTS_DIR))
     parser.add_argument("--list", action="store_true", help="print the blocks and rows, then exit")
+    parser.add_argument("--ceilings", action="store_true",
+                        help="only (re)compute the Bayes ceiling of the synthetic blocks already in the results file")
     args = parser.parse_args(argv)
     if args.list:
         for name, block in BLOCKS.items():
@@ -376,6 +405,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     output = pathlib.Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     path = output / RESULT_FILE
+    if args.ceilings:
+        return add_ceilings(path)
     for block_name in args.blocks.split(","):
         block = BLOCKS[block_name]
         data = load_block(block)

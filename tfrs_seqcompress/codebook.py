@@ -2,7 +2,7 @@
 
 Level 1 clusters the vectors; level h clusters what levels 1..h-1 left unexplained (the
 residuals), so an item's semantic ID ``(c1, ..., cH)`` is a path in a global tree and the sum of
-its codewords approximates its vector (the RQ idea of the paper, without the VAE; METHODS.md).
+its codewords approximates its vector (the RQ idea of the paper, without the VAE; docs/methods.md).
 
 Fitting is seeded and deterministic. Each level starts from k-means++ on a bounded, seeded
 candidate set chosen by a hash of each vector's key (``init_candidates``), then runs Lloyd

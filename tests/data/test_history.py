@@ -179,3 +179,11 @@ def test_search_examples_refuse_an_empty_window_and_keys_of_the_wrong_length():
         index.search_examples(np.arange(3), 0, 0, np.zeros(len(index), np.int64))
     with pytest.raises(ValueError, match=r"event_keys must be \[num_events=8\] integers"):
         index.search_examples(np.arange(3), 2, 2, np.zeros(5, np.int64))
+
+
+def test_a_shorter_window_holds_the_same_last_events():
+    index = history.HistoryIndex(helpers.tiny_log(), helpers.tiny_schema(history_length=3))
+    full, short = index.examples(), index.examples(length=2)
+    for name, values in short.items():
+        expected = full[name][:, -2:] if name.startswith(F.HISTORY_PREFIX) else full[name]
+        np.testing.assert_array_equal(values, expected)

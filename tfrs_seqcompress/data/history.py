@@ -78,20 +78,24 @@ class HistoryIndex:
     def __len__(self) -> int:
         return len(self.start)
 
-    def examples(self, rows: np.ndarray | None = None,
-                 event_arrays: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def examples(self, rows: np.ndarray | None = None, event_arrays: Mapping[str, np.ndarray] | None = None,
+                 length: int | None = None) -> dict[str, np.ndarray]:
         """Example columns of the targets at ``rows`` (indices into the sorted log; None: all).
 
         Args:
           rows: target rows of the sorted log (``self.events``).
           event_arrays: optional per-event arrays ``[num_events, ...]`` in the sorted log's row
             order (e.g. IAT tokens), gathered like the history as ``hist_<name>`` ``[n, L, ...]``.
+          length: the window, when shorter than the schema's L (e.g. the last 50 events for an
+            encoder that reads no more): the same last events, built at that cost.
 
         Returns:
           Target fields ``[n]`` and ``hist_*`` / ``hist_mask`` arrays ``[n, L]``, int64.
         """
         rows = np.arange(len(self)) if rows is None else np.asarray(rows)
-        gather, mask = last_positions(self.start[rows], self.schema.history_length, first=self.first[rows])
+        if length is not None and not 1 <= length <= self.schema.history_length:
+            raise ValueError(f"length must lie in [1, L = {self.schema.history_length}], got {length}.")
+        gather, mask = last_positions(self.start[rows], length or self.schema.history_length, first=self.first[rows])
         return self._gathered(rows, gather, mask, event_arrays)
 
     def search_examples(self, rows: np.ndarray, recent: int, retrieved: int, event_keys: np.ndarray,

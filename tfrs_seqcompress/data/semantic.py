@@ -1,6 +1,6 @@
 """Item semantic vectors for HiSAC: frozen, from item content or a TFRS two-tower retrieval model.
 
-HiSAC quantises *semantic* vectors, never the ranking embeddings (METHODS.md): they are made
+HiSAC quantises *semantic* vectors, never the ranking embeddings (docs/methods.md): they are made
 once, before ranking training, and stay frozen inside the model (``layers.SemanticIds``).
 
 * ``content_vectors``: from what the item table knows — the synthetic world's

@@ -1,4 +1,4 @@
-"""A seeded generator of long, multi-interest interaction logs with planted ground truth (DATA.md).
+"""A seeded generator of long, multi-interest interaction logs with planted ground truth (docs/data.md).
 
 The world:
 

@@ -2,7 +2,7 @@
 
 All share ``base.HistoryEncoder``'s interface and return ``[batch_size, dim]`` (the embedding
 size D of the history). They are the yardsticks the compression methods are measured against
-(METHODS.md, "Baselines"): DIN over the full history is the quality ceiling that compression
+(docs/methods.md, "Baselines"): DIN over the full history is the quality ceiling that compression
 approximates; DIN over the last N is what production usually affords.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """HiSAC (Hierarchical Sparse Activation Compression) layers, and the global-cluster baseline.
 
-Reference: "HiSAC" (arXiv 2602.21009, 2026), METHODS.md. The history is compressed into K
+Reference: "HiSAC" (arXiv 2602.21009, 2026); docs/methods.md. The history is compressed into K
 interest-agents: items get semantic IDs ``(c1..cH)`` from a global residual codebook
 (``tfrs_seqcompress.codebook``) over *frozen* semantic vectors; the history's codes vote level by
 level and the surviving paths are the agents (``HierarchicalVoting``); every event is routed softly

@@ -1,6 +1,6 @@
 """IAT (Instance-As-Token) layers: the token bottleneck, the Source Instance Transformer, stage 2.
 
-Reference: "Instance-As-Token" (arXiv 2604.08933, 2026), METHODS.md. Stage 1 compresses every
+Reference: "Instance-As-Token" (arXiv 2604.08933, 2026); docs/methods.md. Stage 1 compresses every
 feature of a past interaction instance into one dense token ``sigmoid(W h + b)``; stage 2 runs a
 sequence model over the user's last L tokens before the request.
 
