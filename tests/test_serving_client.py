@@ -90,3 +90,17 @@ def test_bad_agents_are_named(served):
     with pytest.raises(ValueError, match="needs feature\\(s\\) \\['agent_mask'\\]"):
         serving_client.agent_examples({F.AGENT_VECTORS: np.zeros((4, 32)), F.AGENT_WEIGHTS: np.ones(4)}, 1,
                                       candidates, schema)
+
+
+def test_requests_built_from_raw_events_equal_those_built_from_the_training_history(served):
+    from tfrs_seqcompress.data import synthetic
+    loaded, schema, user, candidates, expected = served
+    log = synthetic.generate(synthetic.SyntheticConfig(num_users=20, mean_history=60, history_length=12,
+                                                       seed=2)).dataset.log  # the world helpers trained on
+    built = serving_client.examples_from_events(log, int(user[F.USER_ID]), candidates, schema)
+    from_history = serving_client.candidate_examples(user, candidates, schema)
+    assert [helpers.decoded_example(e) for e in built] == [helpers.decoded_example(e) for e in from_history]
+    np.testing.assert_allclose(_call(loaded, serving_client.grpc_request(built)), expected, rtol=1e-5, atol=1e-6)
+    mixed = {**candidates, F.TIMESTAMP: candidates[F.TIMESTAMP] + np.arange(CANDIDATES)}
+    with pytest.raises(ValueError, match="share one 'timestamp'"):
+        serving_client.examples_from_events(log, int(user[F.USER_ID]), mixed, schema)

@@ -26,6 +26,7 @@ from tfrs_seqcompress import features as F
 from tfrs_seqcompress import layers as encoder_layers
 from tfrs_seqcompress.codebook import Codebook, CodebookError
 from tfrs_seqcompress.layers import base
+from tfrs_seqcompress.layers import hisac as hisac_layers
 from tfrs_seqcompress.losses import GlobalBatchBinaryCrossentropy
 
 
@@ -245,9 +246,6 @@ class RankingModel(tfrs.models.Model):
                 "semantic_ids": None if self.semantic_ids is None else tf.keras.layers.serialize(self.semantic_ids)}
 
 
-MIN_TEMPERATURE = 1e-6
-
-
 def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: float = 1e-3,
                         embedding_dim: int = 16, embed_outcomes: bool = True, codebook: Codebook | None = None,
                         item_vectors: np.ndarray | None = None, semantic_inputs: bool = False,
@@ -257,7 +255,7 @@ def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: 
     HiSAC and the global-cluster baseline (``layers.SEMANTIC_ENCODERS``) also need the fitted
     ``codebook`` and the frozen ``item_vectors`` ``[schema.num_items, dim]`` it quantises; HiSAC's
     routing temperature defaults to the codebook's level-1 quantisation error (the typical squared
-    distance of an item to its level-1 codeword). ``semantic_inputs=True`` gives *every* encoder's
+    distance of an item to its level-1 codeword) times ``layers.hisac.DEFAULT_TEMPERATURE_SCALE``. ``semantic_inputs=True`` gives *every* encoder's
     item embeddings the semantic-ID embedding too (``RankingModel``'s ``semantic_ids``; needs the
     codebook and vectors whatever the encoder). ``short_term_last_n=N`` adds a DIN over the last
     N events to the encoder (``layers.WithShortTermBase``).
@@ -291,9 +289,8 @@ def semantic_encoder_arguments(schema: F.DataSchema, encoder_name: str, codebook
         raise ValueError(f"item_vectors have {len(item_vectors)} rows; the schema has num_items {schema.num_items} "
                          "(row i must hold item ID i's vector, zeros where unknown).")
     arguments = {"semantic_ids": encoder_layers.SemanticIds.from_codebook(codebook, item_vectors)}
-    if encoder_name in encoder_layers.VOTING_ENCODERS and codebook.statistics.get("quantisation_error"):
-        # A codebook whose items sit exactly on their codewords (error 0) routes as hard assignment.
-        arguments["temperature"] = max(float(codebook.statistics["quantisation_error"][0]), MIN_TEMPERATURE)
+    if encoder_name in encoder_layers.VOTING_ENCODERS:
+        arguments["temperature"] = hisac_layers.default_temperature(codebook)
     return arguments
 
 

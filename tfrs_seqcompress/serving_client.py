@@ -10,7 +10,8 @@ from the ``compute_agents`` signature).
 
 Example::
 
-    serialized = candidate_examples(user_history, candidates, schema)
+    serialized = candidate_examples(user_history, candidates, schema)     # or, from raw events:
+    serialized = examples_from_events(log, user_id, candidates, schema)
     request = grpc_request(serialized, model_name="ranker")   # PredictionService/Predict on :8500
     body = rest_request(serialized)                           # POST :8501/v1/models/ranker:predict
     scores = response_scores(stub.Predict(request, timeout=1.0))
@@ -59,6 +60,30 @@ def candidate_examples(user: Mapping[str, np.ndarray], candidates: Mapping[str, 
     """
     columns = _per_candidate(user, candidates)
     return F.to_tf_examples(F.validate_examples(columns, schema, with_label=False))
+
+
+def examples_from_events(events: Mapping[str, np.ndarray], user_id: int, candidates: Mapping[str, np.ndarray],
+                         schema: F.DataSchema, event_arrays: Mapping[str, np.ndarray] | None = None) -> list[bytes]:
+    """``candidate_examples`` with the user's history built from raw events at the request time.
+
+    Args:
+      events: the log the user's events come from (``data.history.request_history``).
+      user_id: the user.
+      candidates: as for ``candidate_examples``; their ``timestamp`` is the request time (one
+        value for the whole request).
+      event_arrays: e.g. ``{"token": tokens}`` aligned with ``events`` for IAT models.
+
+    Raises:
+      ValueError: candidates of different request times, or anything ``candidate_examples`` refuses.
+    """
+    from tfrs_seqcompress.data import history
+
+    times = np.unique(np.asarray(candidates.get(F.TIMESTAMP, [])))
+    if len(times) != 1:
+        raise ValueError(f"Candidates of one request share one {F.TIMESTAMP!r} (the request time); got "
+                         f"{times[:5].tolist()}.")
+    user = history.request_history(events, user_id, int(times[0]), schema, event_arrays)
+    return candidate_examples(user, candidates, schema)
 
 
 def agent_examples(agents: Mapping[str, np.ndarray], user_id: int, candidates: Mapping[str, np.ndarray],

@@ -187,3 +187,24 @@ def test_a_shorter_window_holds_the_same_last_events():
     for name, values in short.items():
         expected = full[name][:, -2:] if name.startswith(F.HISTORY_PREFIX) else full[name]
         np.testing.assert_array_equal(values, expected)
+
+
+def test_a_request_history_is_the_training_history_of_a_target_at_that_time():
+    log, schema = helpers.tiny_log(), helpers.tiny_schema(history_length=3)
+    examples = history.build_history_examples(log, schema)
+    tokens = np.arange(len(log[F.USER_ID]) * 2, dtype=np.float32).reshape(-1, 2)
+    for row in range(len(examples[F.USER_ID])):
+        user, time = int(examples[F.USER_ID][row]), int(examples[F.TIMESTAMP][row])
+        built = history.request_history(log, user, time, schema, event_arrays={"token": tokens})
+        for name in [n for n in examples if n.startswith(F.HISTORY_PREFIX)]:
+            np.testing.assert_array_equal(built[name], examples[name][row], err_msg=name)
+        expected_tokens = np.zeros((3, 2), np.float32)
+        rows = [i for i in np.lexsort((log[F.ITEM_ID], log[F.TIMESTAMP]))
+                if log[F.USER_ID][i] == user and log[F.TIMESTAMP][i] < time][-3:]
+        if rows:
+            expected_tokens[3 - len(rows):] = tokens[rows]
+        np.testing.assert_array_equal(built["hist_token"], expected_tokens)
+    empty = history.request_history(log, user_id=99, request_time=10**9, schema=schema)
+    assert not empty[F.HISTORY_MASK].any()
+    with pytest.raises(ValueError, match=r"needs event column\(s\) \['hour'\]"):
+        history.request_history({k: v for k, v in log.items() if k != "hour"}, 1, 300, schema)

@@ -241,3 +241,22 @@ def test_squared_distances_equal_the_differences_they_replace():
     distances = hisac.squared_distances(tf.constant(points, tf.float32), tf.constant(prototypes, tf.float32)).numpy()
     np.testing.assert_allclose(distances, expected, rtol=1e-5, atol=1e-4)
     assert distances.min() >= 0.0
+
+
+def test_semantic_tables_refuse_a_table_without_its_padding_row(small_tables):
+    codebook, vectors = small_tables
+    known = np.flatnonzero(np.any(vectors != 0, axis=1))
+    with pytest.raises(CodebookError, match="row 0 \\(the padding item\\) must be all zeros"):
+        hisac.SemanticIds.from_codebook(codebook, vectors[known])  # the usual mistake: every ID shifted by one
+    with pytest.raises(CodebookError, match="expected num_items = 40"):
+        hisac.SemanticIds.from_codebook(codebook, vectors, num_items=40)
+    with pytest.raises(CodebookError, match="NaN or infinity"):
+        hisac.SemanticIds.from_codebook(codebook, np.where(vectors > 3, np.nan, vectors))
+
+
+def test_from_codebook_uses_the_default_temperature(small_tables):
+    codebook, vectors = small_tables
+    encoder = hisac.HiSACEncoder.from_codebook(codebook, vectors, fanouts=(2, 2))
+    level_1 = codebook.statistics["quantisation_error"][0]
+    assert encoder.temperature == pytest.approx(hisac.DEFAULT_TEMPERATURE_SCALE * level_1)
+    assert hisac.HiSACEncoder.from_codebook(codebook, vectors, temperature=3.0, fanouts=(2, 2)).temperature == 3.0

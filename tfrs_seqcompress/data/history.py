@@ -169,6 +169,52 @@ class HistoryIndex:
         return examples
 
 
+def request_history(events: Mapping[str, np.ndarray], user_id: int, request_time: int, schema: F.DataSchema,
+                    event_arrays: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """A user's history at request time, built from raw events exactly as training histories are.
+
+    Takes the user's events strictly before ``request_time`` (events at that second are left out,
+    as for a training target), orders them by (timestamp, item ID), keeps the last L and
+    right-aligns them. What a serving request needs besides its candidates.
+
+    Args:
+      events: log columns (any users, any order): at least the contract's columns and the
+        schema's event features.
+      user_id, request_time: whose history, as of when.
+      schema: gives L and the event features.
+      event_arrays: optional per-event arrays aligned with ``events`` (e.g. tokens ``[n, d]``),
+        returned as ``hist_<name>``.
+
+    Returns:
+      ``user_id`` and every ``hist_*`` / ``hist_mask`` array ``[L]`` (``[L, ...]`` for event arrays).
+
+    Example::
+
+        user = request_history(log, user_id=7, request_time=1_700_000_000, schema=schema)
+        serialized = serving_client.candidate_examples(user, candidates, schema)
+    """
+    missing = [name for name in schema.history_fields + (F.USER_ID,) if name not in events]
+    if missing:
+        raise ValueError(f"request_history needs event column(s) {missing}; got {sorted(events)}.")
+    rows = np.flatnonzero((np.asarray(events[F.USER_ID]) == user_id)
+                          & (np.asarray(events[F.TIMESTAMP]) < request_time))
+    rows = rows[np.lexsort((np.asarray(events[F.ITEM_ID])[rows], np.asarray(events[F.TIMESTAMP])[rows]))]
+    rows = rows[len(rows) - min(len(rows), schema.history_length):]
+    length, count = schema.history_length, len(rows)
+    user = {F.USER_ID: np.int64(user_id)}
+    for field in schema.history_fields:
+        column = np.zeros(length, np.int64)
+        column[length - count:] = np.asarray(events[field])[rows]
+        user[F.history_name(field)] = column
+    user[F.HISTORY_MASK] = (np.arange(length) >= length - count).astype(np.int64)
+    for name, values in (event_arrays or {}).items():
+        values = np.asarray(values)
+        column = np.zeros((length,) + values.shape[1:], values.dtype)
+        column[length - count:] = values[rows]
+        user[F.history_name(name)] = column
+    return user
+
+
 def user_history_examples(events: Mapping[str, np.ndarray], schema: F.DataSchema) -> dict[str, np.ndarray]:
     """Builds one history example per event of a single user (what the Beam job calls per user).
 

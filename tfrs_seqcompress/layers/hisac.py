@@ -64,11 +64,28 @@ class SemanticIds(tf.keras.layers.Layer):
             self._initial.update({f"codewords_{h}": level for h, level in enumerate(codebook.codewords)})
 
     @classmethod
-    def from_codebook(cls, codebook: Codebook, item_vectors: np.ndarray, **kwargs) -> "SemanticIds":
+    def from_codebook(cls, codebook: Codebook, item_vectors: np.ndarray, num_items: int | None = None,
+                      **kwargs) -> "SemanticIds":
+        """The tables of every item: ``item_vectors`` is the *whole* table, row i for item ID i.
+
+        Raises:
+          CodebookError: vectors of another dim than the codebook's, not finite, a padding row 0
+            that is not all zeros (the usual sign of a table without it, e.g. ``vectors[known]``,
+            which would give every item its neighbour's semantic ID), or ``num_items`` rows expected.
+        """
         item_vectors = np.asarray(item_vectors, np.float32)
         if item_vectors.ndim != 2 or item_vectors.shape[1] != codebook.dim:
             raise CodebookError(f"item_vectors have shape {item_vectors.shape}; the codebook expects [num_items, "
                                 f"{codebook.dim}].")
+        if num_items is not None and len(item_vectors) != num_items:
+            raise CodebookError(f"item_vectors have {len(item_vectors)} rows; expected num_items = {num_items} "
+                                "(row i holds item ID i's vector).")
+        if not np.isfinite(item_vectors).all():
+            raise CodebookError("item_vectors contain NaN or infinity.")
+        if len(item_vectors) == 0 or np.any(item_vectors[0] != 0):
+            raise CodebookError("item_vectors row 0 (the padding item) must be all zeros: pass the whole table with "
+                                "row i for item ID i (not only the known rows, which would shift every item's "
+                                "semantic ID to its neighbour's).")
         return cls(len(item_vectors), codebook.dim, codebook.level_sizes, codebook.version,
                    item_vectors=item_vectors, codewords=codebook.codewords, **kwargs)
 
@@ -181,6 +198,19 @@ def squared_distances(points: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
 
 
 STATISTIC_BUCKETS = 16
+# The routing temperature relative to the codebook's level-1 quantisation error (the typical squared
+# distance of an item to its level-1 codeword), as chosen on validation in benchmarks.long_history.
+DEFAULT_TEMPERATURE_SCALE = 0.25
+# A codebook whose items sit exactly on their codewords (error 0) routes as hard assignment.
+MIN_TEMPERATURE = 1e-6
+
+
+def default_temperature(codebook: Codebook) -> float:
+    """``DEFAULT_TEMPERATURE_SCALE`` times the codebook's level-1 error (1.0 when it has no statistics)."""
+    errors = codebook.statistics.get("quantisation_error") if codebook.statistics else None
+    if not errors:
+        return 1.0
+    return max(DEFAULT_TEMPERATURE_SCALE * float(errors[0]), MIN_TEMPERATURE)
 
 
 def log_buckets(values: tf.Tensor, buckets: int = STATISTIC_BUCKETS) -> tf.Tensor:
@@ -340,8 +370,9 @@ class HiSACEncoder(_SemanticEncoder):
 
     Example::
 
-        codebook = fit_residual_kmeans(item_vectors[1:], (16, 8))
-        encoder = HiSACEncoder(SemanticIds.from_codebook(codebook, item_vectors), fanouts=(4, 2))
+        known = semantic.known_rows(item_vectors)               # row i = item ID i; row 0 padding
+        codebook = fit_residual_kmeans(item_vectors[known], (32, 8), keys=known)
+        encoder = HiSACEncoder.from_codebook(codebook, item_vectors, fanouts=(16, 8))
         interest = encoder({"history_embeddings": h, "history_mask": m, "candidate_embedding": c,
                             "history_item_id": ids, "candidate_item_id": candidate_ids})
     """
@@ -361,6 +392,20 @@ class HiSACEncoder(_SemanticEncoder):
             self.mass_embedding = tf.keras.layers.Embedding(STATISTIC_BUCKETS, dim, name="agent_mass_embedding")
             self.match_embedding = tf.keras.layers.Embedding(STATISTIC_BUCKETS, dim, name="candidate_match_embedding")
         super().build(input_shape)
+
+    @classmethod
+    def from_codebook(cls, codebook: Codebook, item_vectors: np.ndarray, temperature: float | None = None,
+                      **kwargs) -> "HiSACEncoder":
+        """An encoder over ``codebook`` and the *whole* item-vector table (row i = item ID i), with the
+        default routing temperature (``default_temperature``) unless one is given.
+
+        Example::
+
+            codebook = fit_residual_kmeans(vectors[known], (32, 8), keys=known)
+            encoder = HiSACEncoder.from_codebook(codebook, vectors, fanouts=(16, 8))
+        """
+        return cls(SemanticIds.from_codebook(codebook, item_vectors),
+                   temperature=default_temperature(codebook) if temperature is None else temperature, **kwargs)
 
     @property
     def num_agents(self) -> int:
