@@ -24,6 +24,7 @@ import tensorflow_recommenders as tfrs
 
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import layers as encoder_layers
+from tfrs_seqcompress.agent_model import AgentModel
 from tfrs_seqcompress.codebook import Codebook, CodebookError
 from tfrs_seqcompress.layers import base
 from tfrs_seqcompress.layers import hisac as hisac_layers
@@ -38,7 +39,7 @@ def safe_ids(ids: tf.Tensor, vocabulary_size: int) -> tf.Tensor:
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
-class RankingModel(tfrs.models.Model):
+class RankingModel(tfrs.models.Model, AgentModel):
     """A click-through ranking model over history examples, with a pluggable history encoder.
 
     Attributes:
@@ -193,9 +194,14 @@ class RankingModel(tfrs.models.Model):
 
     # ------------------------------------------------------------------ precomputed agents (HiSAC)
 
-    def supports_agents(self) -> bool:
-        """Whether the encoder compresses a history into agents that can be computed offline."""
-        return hasattr(self.encoder, "compute_agents")
+    @property
+    def agent_encoder(self):
+        """The encoder, when it compresses a history into agents that can be computed offline."""
+        return self.encoder if hasattr(self.encoder, "compute_agents") else None
+
+    @property
+    def agent_ranking_dim(self) -> int:
+        return 2 * self.embedding_dim
 
     def compute_agents(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """A history's agents, once per user: ``agent_vectors`` ``[B, K, D]``, ``agent_mask`` ``[B, K]``

@@ -30,11 +30,13 @@ Example::
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Sequence
 
 import tensorflow as tf
 
 from tfrs_seqcompress import features as F
+from tfrs_seqcompress.agent_model import AgentModel, agent_capable_encoders
 
 SIGNATURE_NAME = "serving_default"
 COMPUTE_AGENTS_SIGNATURE = "compute_agents"
@@ -130,8 +132,9 @@ def serving_function(model: tf.keras.Model, schema: F.DataSchema) -> tf.types.ex
 
 
 def agent_parse_spec(model: tf.keras.Model, schema: F.DataSchema) -> dict:
-    """The parse spec of a ``score_with_agents`` example: target + context fields and the agents."""
-    num_agents, dim = model.encoder.num_agents, model.encoder.agent_dim(2 * model.embedding_dim)
+    """The parse spec of a ``score_with_agents`` example: target + context fields and the agents
+    (their shape from the model's ``agent_shape()``, ``agent_model.AgentModel``)."""
+    num_agents, dim = model.agent_shape()
     spec = {name: tf.io.FixedLenFeature([], tf.int64) for name in F.TARGET_FIELDS + schema.context_features}
     spec[F.AGENT_VECTORS] = tf.io.FixedLenFeature([num_agents, dim], tf.float32)
     spec[F.AGENT_MASK] = tf.io.FixedLenFeature([num_agents], tf.int64)
@@ -196,14 +199,20 @@ def export_serving_model(model: tf.keras.Model, export_dir: str, schema: F.DataS
     """Saves ``model`` as a TF Serving SavedModel in ``export_dir`` (with warmup if examples given).
 
     Args:
-      model: a trained ``models.RankingModel`` (or any Keras model over history examples).
+      model: a trained ``models.RankingModel`` (or any Keras model over history examples; an
+        ``agent_model.AgentModel`` also gets ``compute_agents`` and ``score_with_agents``).
       export_dir: the version directory, e.g. ``saved_models/<model_name>/<version>``.
       schema: the data contract; default ``model.schema``.
       warmup_examples: serialized history examples (label optional) for the warmup file.
     """
     schema = schema or model.schema
+    with_agents = isinstance(model, AgentModel) and model.supports_agents()
+    if not isinstance(model, AgentModel) and agent_capable_encoders(model):
+        warnings.warn(f"{type(model).__name__} holds {agent_capable_encoders(model)}, which can precompute agents, "
+                      "but is not an agent_model.AgentModel: only serving_default is exported (no O(K) "
+                      "compute_agents / score_with_agents path).", stacklevel=2)
     signatures = {SIGNATURE_NAME: serving_function(model, schema)}
-    if getattr(model, "supports_agents", lambda: False)():
+    if with_agents:
         signatures.update(agent_functions(model, schema))
     model.save(export_dir, save_format="tf", signatures=signatures)
     if warmup_examples:
