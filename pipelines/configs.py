@@ -8,18 +8,19 @@ import dataclasses
 import os
 import pathlib
 
+from tfrs_seqcompress import registry
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 PIPELINE_NAME = "tfrs_seqcompress"
 MODEL_NAME = "ranker"
 # Encoders a candidate can be compared with: they read only the history examples themselves.
-BASELINE_ENCODERS = ("mean", "din_last_n", "din_full", "sim_hard")
+BASELINE_ENCODERS = registry.BASELINE_ENCODERS
 # The Trainer's tf.distribute strategies (``trainer_module.distribution_strategy``).
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
-# Encoders that need InstanceCompressor's tokens / CodebookFitter's codebook: the names of
-# ``layers.TOKEN_ENCODERS`` / ``layers.SEMANTIC_ENCODERS`` (kept here so configs never imports TF).
-TOKEN_ENCODERS = ("iat", "hisac_iat")
-SEMANTIC_ENCODERS = ("global_clusters", "hisac", "hisac_iat")
+# Encoders that need InstanceCompressor's tokens / CodebookFitter's codebook (the registry is TF-free).
+TOKEN_ENCODERS = registry.TOKEN_ENCODERS
+SEMANTIC_ENCODERS = registry.SEMANTIC_ENCODERS
 
 
 @dataclasses.dataclass
@@ -65,8 +66,8 @@ class PipelineConfig:
     iat_scheme: str = "user_order"
     token_dim: int = 16
     source_epochs: int = 2
-    codebook_levels: tuple[int, ...] = (16, 8)
-    fanouts: tuple[int, ...] = (4, 2)
+    codebook_levels: tuple[int, ...] = registry.HISAC_CODEBOOK_LEVELS
+    fanouts: tuple[int, ...] = registry.HISAC_FANOUTS
     semantic_dim: int = 16
     codebook_iterations: int = 20
     strategy: str = "default"

@@ -24,6 +24,7 @@ from absl import logging
 
 from pipelines import configs
 from tfrs_seqcompress import features as F
+from tfrs_seqcompress import registry
 from tfrs_seqcompress.data import interaction_log, movielens
 
 
@@ -175,9 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     if flag_error:
         print(f"ERROR: {flag_error}", file=sys.stderr)
         return 2
-    from tfrs_seqcompress import layers
-    if args.encoder not in layers.ENCODERS:
-        print(f"ERROR: unknown --encoder {args.encoder!r}; expected one of {sorted(layers.ENCODERS)}.", file=sys.stderr)
+    if args.encoder not in registry.ENCODERS:
+        print(f"ERROR: unknown --encoder {args.encoder!r}; expected one of {sorted(registry.ENCODERS)}.", file=sys.stderr)
         return 2
     levels, fanouts = _ints(args.codebook_levels), _ints(args.fanouts)
     if args.encoder == "global_clusters":

@@ -15,7 +15,7 @@ from absl import logging
 from pipelines import configs
 from pipelines.components import data_schema_io, semantic_io
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import layers, models, serving
+from tfrs_seqcompress import layers, models, registry, serving
 from tfrs_seqcompress.data import tf_data
 
 WARMUP_EXAMPLES = 32
@@ -65,7 +65,7 @@ def _semantic_arguments(encoder: str, train_files: list[str], config: dict) -> d
     codebook, item_vectors = semantic_io.load_semantic_tables(os.path.join(examples_dir, semantic_io.SEMANTIC_DIR))
     arguments = {"codebook": codebook, "item_vectors": item_vectors}
     if encoder in layers.VOTING_ENCODERS:
-        arguments["fanouts"] = tuple(config.get("fanouts", (4, 2)))
+        arguments["fanouts"] = tuple(config.get("fanouts", registry.HISAC_FANOUTS))
     return arguments
 
 

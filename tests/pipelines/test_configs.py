@@ -1,24 +1,29 @@
-"""The pipeline's settings stay TF-free (the runner's --help and flag checks are instant), so they
-keep their own copies of the encoder lists; the copies must name the same encoders as the layers."""
+"""The encoder registry is one TF-free table that the pipeline's settings, its command line and
+``layers.make_encoder`` all read: the runner's --help and flag checks never load TensorFlow."""
 import subprocess
 import sys
 
+import pytest
+
 from pipelines import configs
 from tests import helpers
-from tfrs_seqcompress import layers
+from tfrs_seqcompress import layers, registry
 
 
-def test_the_pipeline_needs_tokens_and_codebooks_for_exactly_the_encoders_that_read_them():
-    assert set(configs.TOKEN_ENCODERS) == set(layers.TOKEN_ENCODERS)
-    assert set(configs.SEMANTIC_ENCODERS) == set(layers.SEMANTIC_ENCODERS)
-    for encoder in layers.ENCODERS:
-        config = configs.PipelineConfig(data_dir="", encoder=encoder)
-        assert config.uses_instance_tokens == (encoder in layers.TOKEN_ENCODERS), encoder
-        assert config.uses_codebook == (encoder in layers.SEMANTIC_ENCODERS), encoder
+def test_every_registered_encoder_builds_from_its_layer_class_and_defaults():
+    for name, spec in registry.ENCODERS.items():
+        cls, defaults = layers.ENCODERS[name]
+        assert cls.__name__ == spec.layer and defaults == dict(spec.defaults)
+        config = configs.PipelineConfig(data_dir="", encoder=name)
+        assert config.uses_instance_tokens == spec.needs_tokens and config.uses_codebook == spec.needs_codebook
+    assert configs.PipelineConfig(data_dir="").fanouts == registry.HISAC_FANOUTS  # written once, in the registry
+    with pytest.raises(ValueError, match="Unknown history encoder 'nope'"):
+        layers.make_encoder("nope")
 
 
-def test_the_settings_module_does_not_load_tensorflow():
-    code = "import sys; from pipelines import configs; print('tensorflow' in sys.modules)"
+@pytest.mark.parametrize("module", ["pipelines.configs", "tfrs_seqcompress.registry"])
+def test_the_settings_and_the_registry_do_not_load_tensorflow(module):
+    code = f"import sys, {module}; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=helpers.subprocess_env(),
                             cwd=str(helpers.REPO_ROOT), timeout=120, check=True)
     assert result.stdout.strip() == "False"

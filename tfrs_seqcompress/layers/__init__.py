@@ -16,34 +16,22 @@ from tfrs_seqcompress.layers.hisac import (GlobalClusterEncoder, HierarchicalVot
 from tfrs_seqcompress.layers.iat import IATEncoder, SourceInstanceTransformer, TokenBottleneck
 from tfrs_seqcompress.layers.short_term import WithShortTermBase
 
-# Encoder names used by configs, the pipeline and the benchmarks -> (class, default arguments).
-ENCODERS = {
-    "mean": (MeanPoolingEncoder, {}),
-    "din_last_n": (DINEncoder, {"last_n": 20}),
-    "din_full": (DINEncoder, {"last_n": None}),
-    "sim_hard": (SimHardEncoder, {}),
-    "iat": (IATEncoder, {}),  # token_dim comes from the schema (models.build_ranking_model)
-    # semantic_ids come from a codebook and item vectors (models.build_ranking_model)
-    "global_clusters": (GlobalClusterEncoder, {}),
-    "hisac": (HiSACEncoder, {"fanouts": (4, 2)}),
-    "hisac_iat": (HiSACTokenEncoder, {"fanouts": (4, 2)}),  # HiSAC routing IAT tokens (layers.composed)
-}
-# Encoders that read frozen semantic tables (SemanticIds) built from a codebook.
-SEMANTIC_ENCODERS = ("global_clusters", "hisac", "hisac_iat")
-# Encoders that vote (fanouts, routing temperature): HiSAC and HiSAC over tokens.
-VOTING_ENCODERS = ("hisac", "hisac_iat")
-# Encoders that read IAT instance tokens (``history_tokens``).
-TOKEN_ENCODERS = ("iat", "hisac_iat")
+from tfrs_seqcompress import registry
+
+# Encoder names -> (class, default arguments), from the one registry (``tfrs_seqcompress.registry``).
+ENCODERS = {name: (globals()[spec.layer], dict(spec.defaults)) for name, spec in registry.ENCODERS.items()}
+SEMANTIC_ENCODERS = registry.SEMANTIC_ENCODERS   # read frozen semantic tables (SemanticIds) from a codebook
+VOTING_ENCODERS = registry.VOTING_ENCODERS       # vote (fanouts, routing temperature)
+TOKEN_ENCODERS = registry.TOKEN_ENCODERS         # read IAT instance tokens (``history_tokens``)
 
 
 def make_encoder(name: str, **overrides) -> HistoryEncoder:
-    """Builds the encoder registered under ``name`` (see ``ENCODERS``), defaults overridden by kwargs.
+    """Builds the encoder registered under ``name`` (see ``registry.ENCODERS``), defaults overridden by kwargs.
 
     Raises:
       ValueError: ``name`` is not registered.
     """
-    if name not in ENCODERS:
-        raise ValueError(f"Unknown history encoder {name!r}; expected one of {sorted(ENCODERS)}.")
+    registry.spec(name)
     cls, defaults = ENCODERS[name]
     return cls(**{**defaults, **overrides})
 
