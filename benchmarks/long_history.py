@@ -11,10 +11,12 @@ for every encoder:
 * ``ml-1m``: MovieLens-1M (6,040 users, 1M ratings, histories up to 2,314).
 
 Protocol. Each user's ranking targets are sampled (seeded); targets are split by time into train /
-validation / test (the last 20% of the targets' time range is test, the 10% before it
-validation). Every encoder gets the same per-event semantic-ID embedding (the codebook HiSAC
-uses, over the items' frozen content vectors: ``RankingModel(semantic_ids=...)``), so a gain is
-the compression's, not the inputs'; ``*_nosem`` rows show the baselines without it. An encoder's
+validation / test (the latest 20% of the targets are test, the 10% before them validation:
+quantiles of the targets' times). Every encoder gets the same per-event semantic-ID embedding
+(from the block's codebook over the items' frozen content vectors: ``RankingModel(semantic_ids=
+...)``), so a gain is the compression's, not the inputs'; ``*_nosem`` rows show the baselines
+without it. (HiSAC also embeds the semantic IDs inside its encoder; DIN-last-N and IAT read
+shorter windows of the same events.) An encoder's
 hyper-parameters (its ``grid``) are chosen on the validation AUC with seed 0; the chosen setting
 is then trained with seeds 0, 1, 2 and reported on test (mean ± std). IAT reads a bounded window:
 the most recent events plus the events retrieved by the candidate's semantic ID (SIM-style), with
@@ -51,6 +53,7 @@ from tfrs_seqcompress import codebook, metrics, models
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.data import history, movielens, semantic, synthetic, tf_data
 from tfrs_seqcompress.iat import source_models
+from tfrs_seqcompress.layers import hisac
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 RESULT_FILE = "long_history.json"
@@ -96,7 +99,7 @@ BLOCKS = {
                                       batch_size=64, note=_FEWER),
     "ml-1m_L200": Block("ml-1m", "ratings", 200, targets_per_user=30, codebook=(16, 8)),
     "ml-1m_L1000": Block("ml-1m", "ratings", 1000, targets_per_user=30, codebook=(16, 8)),
-    # A toy block for the benchmark's own test (seconds, not a result).
+    # A toy block for the benchmark's own test (tests/test_long_history.py; seconds, not a result).
     "synthetic_smoke_L100": Block("synthetic", "smoke", 100, {"num_users": 40, "mean_history": 150},
                                   targets_per_user=20, batch_size=64, epochs=1),
 }
@@ -117,8 +120,9 @@ class Row:
     tokens: bool = False
 
 
-# HiSAC's routing temperature: a quarter of the codebook's level-1 error, chosen on the validation
-# split of synthetic_base_L1000 (0.8410 vs 0.8401 at the full error, K = 128, seed 0).
+# HiSAC's routing temperature: a quarter of the codebook's level-1 error, the better of the two scales
+# tried on the validation split of synthetic_base_L1000 (0.8410 vs 0.8401 at the full error, K = 128,
+# seed 0; a small difference from one seed, so not a grid of every block).
 _HISAC = {"temperature_scale": 0.25}
 _K_LARGE = {"fanouts": ((16, 8), (32, 8))}   # K = 128, 256
 ROWS = {
@@ -147,6 +151,7 @@ class Data:
     schema: F.DataSchema
     index: history.HistoryIndex
     splits: dict                 # "train" / "validation" / "test" -> target rows of index
+    validation_from: int         # the first second of the validation period (source models train before it)
     item_vectors: np.ndarray     # frozen semantic vectors [num_items, dim]
     long_tail: np.ndarray | None  # [num_events] bool, targets from a planted rare interest (synthetic)
     sizes: dict
@@ -160,7 +165,7 @@ def time_splits(index: history.HistoryIndex, rows: np.ndarray) -> dict:
     validation_from, test_from = np.quantile(times, [1 - TEST_FRACTION - VALIDATION_FRACTION, 1 - TEST_FRACTION])
     return {"train": rows[times < validation_from],
             "validation": rows[(times >= validation_from) & (times < test_from)],
-            "test": rows[times >= test_from]}
+            "test": rows[times >= test_from]}, int(validation_from)
 
 
 def load_block(block: Block) -> Data:
@@ -177,7 +182,7 @@ def load_block(block: Block) -> Data:
     index = history.HistoryIndex(dataset.log, dataset.schema)
     rows = sample_targets(index, block.targets_per_user)
     rows = rows[index.start[rows] > index.first[rows]]  # a target needs at least one earlier event
-    splits = time_splits(index, rows)
+    splits, validation_from = time_splits(index, rows)
     long_tail = None
     if world is not None:
         long_tail = np.zeros(len(index), bool)
@@ -190,7 +195,8 @@ def load_block(block: Block) -> Data:
              "median_history_of_targets": float(np.median(lengths)),
              "targets_with_history_beyond_L": float(np.mean(lengths > block.history_length)),
              "build_seconds": time.perf_counter() - started}
-    return Data(block, dataset.schema, index, splits, semantic.content_vectors(dataset), long_tail, sizes)
+    return Data(block, dataset.schema, index, splits, validation_from, semantic.content_vectors(dataset),
+                long_tail, sizes)
 
 
 def bayes_auc(world: synthetic.SyntheticWorld, index: history.HistoryIndex, rows: np.ndarray) -> float:
@@ -216,8 +222,8 @@ def leaf_keys(data: Data, fitted: codebook.Codebook) -> np.ndarray:
     return leaf[data.index.events[F.ITEM_ID]]
 
 
-# Source models trained in this process, by seed: ``iat`` and ``hisac_iat`` of one block read the
-# tokens of the same source model per seed (trained once, its training time reported for both).
+# Source models trained in this process, by (block, seed, token_dim): ``iat`` and ``hisac_iat`` of
+# one block read the tokens of the same source model per seed (trained once, its time reported for both).
 _SOURCE_MODELS: dict[int, tuple] = {}
 
 
@@ -225,15 +231,15 @@ def event_tokens(data: Data, seed: int, token_dim: int, result: dict) -> tuple[n
     """Trains (once per seed) a user-order IAT source model on the training period's events and
     returns every event's token ``[num_events, d]`` in the index's row order, and its version."""
     events = data.index.events
-    if seed not in _SOURCE_MODELS:
-        train_until = events[F.TIMESTAMP][data.splits["validation"]].min()
-        train_log = {name: values[events[F.TIMESTAMP] < train_until] for name, values in events.items()}
+    key = (data.block.dataset, data.block.variant, data.block.history_length, seed, token_dim)
+    if key not in _SOURCE_MODELS:
+        train_log = {name: values[events[F.TIMESTAMP] < data.validation_from] for name, values in events.items()}
         started = time.perf_counter()
         source = source_models.train_source_model(train_log, data.schema, "user_order", token_dim=token_dim,
                                                   epochs=1, seed=seed)
         del train_log
-        _SOURCE_MODELS[seed] = (source, time.perf_counter() - started)
-    source, seconds = _SOURCE_MODELS[seed]
+        _SOURCE_MODELS[key] = (source, time.perf_counter() - started)
+    source, seconds = _SOURCE_MODELS[key]
     result["source_train_seconds"] = seconds
     return source_models.compute_tokens(source, events), source.fingerprint()
 
@@ -248,15 +254,17 @@ def settings_of(row: Row, block: Block, name: str = "") -> list[dict]:
     return [setting for setting in settings if fits(setting)]
 
 
-def build_model(data: Data, row: Row, setting: dict, fitted: codebook.Codebook, schema: F.DataSchema):
+def build_model(data: Data, row: Row, setting: dict, fitted: codebook.Codebook, schema: F.DataSchema,
+                semantic_codebook: codebook.Codebook | None = None):
     arguments = {key: value for key, value in setting.items()
                  if key not in ("semantic_inputs", "window", "clusters", "short_term_last_n", "temperature_scale")}
-    if "temperature_scale" in setting:  # relative to the default, the codebook's level-1 error
-        arguments["temperature"] = setting["temperature_scale"] * float(fitted.statistics["quantisation_error"][0])
+    if "temperature_scale" in setting:  # relative to the codebook's level-1 error
+        arguments["temperature"] = (setting["temperature_scale"] / hisac.DEFAULT_TEMPERATURE_SCALE
+                                    * hisac.default_temperature(fitted))
     return models.build_ranking_model(
         schema, row.encoder, codebook=fitted, item_vectors=data.item_vectors,
         semantic_inputs=setting.get("semantic_inputs", True), short_term_last_n=setting.get("short_term_last_n"),
-        **arguments)
+        semantic_codebook=semantic_codebook, **arguments)
 
 
 def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, ...]) -> dict:
@@ -266,8 +274,8 @@ def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, .
     memory.reset_peak()
     result: dict = {}
     block, schema = data.block, data.schema
-    level_sizes = (setting["clusters"],) if row.encoder == "global_clusters" else block.codebook
-    fitted = fit_codebook(data, level_sizes, seed)
+    fitted = fit_codebook(data, block.codebook, seed)  # the semantic inputs every encoder gets
+    encoder_codebook = fit_codebook(data, (setting["clusters"],), seed) if "clusters" in setting else fitted
     build, arrays = data.index.examples, None
     if row.tokens:
         tokens, version = event_tokens(data, seed, 16, result)
@@ -275,7 +283,7 @@ def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, .
         schema = dataclasses.replace(schema, token_dim=16, token_version=version)
     if "window" in setting:
         recent, retrieved = setting["window"]
-        keys = leaf_keys(data, fit_codebook(data, block.codebook, seed))
+        keys = leaf_keys(data, fitted)
         schema = dataclasses.replace(schema, history_length=recent + retrieved)
         build = lambda rows: data.index.search_examples(rows, recent, retrieved, keys, arrays)  # noqa: E731
     elif row.encoder == "din_last_n":  # it reads the last N events: build (and pay for) only those
@@ -289,7 +297,7 @@ def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, .
         inner = build
         build = lambda rows: {**inner(rows), F.TOKEN_VERSION: np.full(len(rows), version_id, np.int64)}  # noqa: E731
     tf.keras.utils.set_random_seed(seed)
-    model = build_model(data, row, setting, fitted, schema)
+    model = build_model(data, row, setting, encoder_codebook, schema, semantic_codebook=fitted)
     timer = EpochTimer()
     train = tf_data.dataset_from_history_index(data.index, data.splits["train"], block.batch_size,
                                                shuffle_seed=seed, build=build)
@@ -354,6 +362,11 @@ def write_block(path: pathlib.Path, block: dict) -> None:
     key = (block["dataset"], block["variant"], block["history_length"])
     for existing in blocks:
         if (existing["dataset"], existing["variant"], existing["history_length"]) == key:
+            same = lambda name: {k: v for k, v in existing[name].items() if k != "build_seconds"} == {  # noqa: E731
+                k: v for k, v in block[name].items() if k != "build_seconds"}
+            if not (same("settings") and same("sizes")):
+                raise ValueError(f"{path} holds block {key} made with other settings or data; its rows would not "
+                                 "compare with these. Move the file aside (or delete the block) first.")
             existing.update({name: value for name, value in block.items() if name != "encoders"})
             existing["encoders"].update(block["encoders"])
             break
@@ -386,8 +399,9 @@ def plot(blocks: list[dict], path: pathlib.Path) -> None:
                    for n in names]
         axis.bar(names, means, yerr=stds, capsize=3, color=colours)
         axis.set_ylim(max(0.0, min(m - s for m, s in zip(means, stds)) - 0.02), max(m + s for m, s in zip(means, stds)) + 0.01)
+        seeds = max(len(block["encoders"][n]["seeds"]) for n in names)
         axis.set_title(f"{block['dataset']} {block['variant']}, L = {block['history_length']:,}\ntest AUC "
-                       f"(mean ± std, {len(SEEDS)} seeds)", fontsize=9)
+                       f"(mean ± std, {seeds} seeds)", fontsize=9)
         axis.tick_params(axis="x", rotation=60, labelsize=8)
     plotting.save(figure, path)
 

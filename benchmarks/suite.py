@@ -7,8 +7,8 @@
 
 Each step is one ``python -m benchmarks.<name> ...`` in its own process (fresh memory; a failed
 step is reported and the others still run) writing its JSON + PNG under ``benchmarks/results/``.
-Then ``benchmarks.report`` writes ``benchmarks/results/summary.md`` and the README's results
-section from those files. Run it on an otherwise idle machine: the cost figures are wall times.
+Then ``benchmarks.report`` writes ``benchmarks/results/summary.md`` and the results sections of
+``docs/benchmarks.md`` from those files. Run it on an otherwise idle machine: the cost figures are wall times.
 """
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ import argparse
 import tempfile
 
 import numpy as np
+
+import tfrs_seqcompress  # noqa: F401  (first: sets Keras 2 for TFRS before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 

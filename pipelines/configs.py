@@ -33,7 +33,7 @@ class PipelineConfig:
       event_features, context_features: the log's extra columns (see ``features.DataSchema``).
       history_length: L.
       eval_fraction: the last fraction of the time range used for evaluation.
-      encoder: a name from ``tfrs_seqcompress.layers.ENCODERS``.
+      encoder: a name from ``tfrs_seqcompress.registry.ENCODERS``.
       epochs, batch_size, learning_rate, embedding_dim, seed: training.
       iat_scheme, token_dim, source_epochs: IAT stage 1 (``InstanceCompressor``), used when the
         encoder reads instance tokens (``TOKEN_ENCODERS``: ``iat``, ``hisac_iat``).

@@ -94,8 +94,8 @@ def serving_directory(args: argparse.Namespace) -> str:
     which must resolve to a directory strictly inside ``saved_models/``."""
     if args.serving_model_dir:
         return args.serving_model_dir
-    base = (configs.REPO_ROOT / "saved_models").resolve()
-    target = (base / args.model_name).resolve()
+    base = pathlib.Path(os.path.normpath(configs.REPO_ROOT / "saved_models"))
+    target = pathlib.Path(os.path.normpath(base / args.model_name))  # not resolved: a symlinked volume is fine
     if target.parent != base:
         raise ValueError(f"--model-name {args.model_name!r} resolves to {target}, outside {base}")
     return str(target)

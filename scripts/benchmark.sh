@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks: set-up if needed, then `python -m benchmarks.<name>` (default: quality; `suite`: all of them, then
-# the README results table). Results land in
+# the results tables of docs/benchmarks.md). Results land in
 # benchmarks/results/ as JSON + PNG. Example: bash scripts/benchmark.sh quality --dataset synthetic
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

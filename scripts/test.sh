@@ -9,4 +9,4 @@ cd "$ROOT"
 export TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONDONTWRITEBYTECODE=1
 fast=()
 if [ "${1:-}" = "--fast" ]; then fast=(-m "not slow"); shift; fi
-exec "$ROOT/.venv/bin/python" -m pytest -p no:cacheprovider -W ignore::DeprecationWarning "${fast[@]}" "${@:-tests}"
+exec "$ROOT/.venv/bin/python" -m pytest -p no:cacheprovider -W ignore::DeprecationWarning ${fast[@]+"${fast[@]}"} "${@:-tests}"

@@ -68,7 +68,7 @@ def test_long_history_blocks_are_tabled_with_selection_and_the_gain_over_the_bes
     assert "Bayes ceiling (the planted preferences) test AUC 0.8589" in text
     assert "| hisac | fanouts 16x8 | 0.8460 ± 0.0020 |" in text
     assert "hisac, validation AUC of every setting (seed 0): fanouts 4x2: 0.8300, fanouts 16x8: 0.8410." in text
-    assert "hisac -0.0038 AUC vs sim_hard" in text  # computed from the file, never typed
+    assert "hisac -0.0038 AUC vs sim_hard" in text  # computed from the file, never typed; best by validation
     assert "`long_history.json`" in report.long_history_section(tmp_path / "absent")
 
 

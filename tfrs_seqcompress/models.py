@@ -255,7 +255,8 @@ class RankingModel(tfrs.models.Model, AgentModel):
 def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: float = 1e-3,
                         embedding_dim: int = 16, embed_outcomes: bool = True, codebook: Codebook | None = None,
                         item_vectors: np.ndarray | None = None, semantic_inputs: bool = False,
-                        short_term_last_n: int | None = None, **encoder_overrides) -> RankingModel:
+                        short_term_last_n: int | None = None, semantic_codebook: Codebook | None = None,
+                        **encoder_overrides) -> RankingModel:
     """A compiled ``RankingModel`` with the encoder registered as ``encoder_name`` (Adam).
 
     HiSAC and the global-cluster baseline (``layers.SEMANTIC_ENCODERS``) also need the fitted
@@ -263,7 +264,9 @@ def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: 
     routing temperature defaults to the codebook's level-1 quantisation error (the typical squared
     distance of an item to its level-1 codeword) times ``layers.hisac.DEFAULT_TEMPERATURE_SCALE``. ``semantic_inputs=True`` gives *every* encoder's
     item embeddings the semantic-ID embedding too (``RankingModel``'s ``semantic_ids``; needs the
-    codebook and vectors whatever the encoder). ``short_term_last_n=N`` adds a DIN over the last
+    codebook and vectors whatever the encoder; ``semantic_codebook`` when those inputs should come
+    from another codebook than the encoder's, e.g. the same one for every encoder of a comparison).
+    ``short_term_last_n=N`` adds a DIN over the last
     N events to the encoder (``layers.WithShortTermBase``).
     """
     if encoder_name not in encoder_layers.ENCODERS:
@@ -275,7 +278,8 @@ def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: 
                              **encoder_overrides}
     shared_semantics = None
     if semantic_inputs:
-        shared_semantics = semantic_encoder_arguments(schema, encoder_name, codebook, item_vectors)["semantic_ids"]
+        shared_semantics = semantic_encoder_arguments(schema, encoder_name, semantic_codebook or codebook,
+                                                      item_vectors)["semantic_ids"]
     encoder = encoder_layers.make_encoder(encoder_name, **encoder_overrides)
     if short_term_last_n:
         encoder = encoder_layers.WithShortTermBase(encoder, last_n=short_term_last_n)

@@ -87,7 +87,9 @@ def history_checks(features: dict, against_target: bool = True) -> list:
         labels = features[F.history_name(F.LABEL)]
         checks.append(_refuse_unless((labels == 0) | (labels == 1),
                                      f"Feature {F.history_name(F.LABEL)!r} must hold only 0 and 1."))
-    return checks + id_checks(features)
+    # Without a target (compute_agents) only the history is read, so only the history is checked.
+    return checks + id_checks(features if against_target else
+                              {name: value for name, value in features.items() if name.startswith(F.HISTORY_PREFIX)})
 
 
 def id_checks(features: dict) -> list:

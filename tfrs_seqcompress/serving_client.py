@@ -71,7 +71,12 @@ def examples_from_events(events: Mapping[str, np.ndarray], user_id: int, candida
       user_id: the user.
       candidates: as for ``candidate_examples``; their ``timestamp`` is the request time (one
         value for the whole request).
-      event_arrays: e.g. ``{"token": tokens}`` aligned with ``events`` for IAT models.
+      event_arrays: e.g. ``{"token": tokens}`` aligned with ``events`` for IAT models (the
+        request then carries ``token_version`` from ``schema.token_version``).
+
+    For models trained on the last L events. A model trained on bounded windows
+    (``HistoryIndex.search_examples``) reads other events: build its requests with
+    ``data.history.request_search_history``.
 
     Raises:
       ValueError: candidates of different request times, or anything ``candidate_examples`` refuses.
@@ -83,6 +88,8 @@ def examples_from_events(events: Mapping[str, np.ndarray], user_id: int, candida
         raise ValueError(f"Candidates of one request share one {F.TIMESTAMP!r} (the request time); got "
                          f"{times[:5].tolist()}.")
     user = history.request_history(events, user_id, int(times[0]), schema, event_arrays)
+    if schema.token_dim:  # IAT: the tokens' version travels with them
+        user[F.TOKEN_VERSION] = np.int64(F.token_version_id(schema.token_version))
     return candidate_examples(user, candidates, schema)
 
 
@@ -104,7 +111,7 @@ def agent_examples(agents: Mapping[str, np.ndarray], user_id: int, candidates: M
     if missing:
         raise ValueError(f"score_with_agents needs feature(s) {missing}.")
     vectors = np.asarray(agents[F.AGENT_VECTORS], np.float32)
-    mask, weights = np.asarray(agents[F.AGENT_MASK], np.int64), np.asarray(agents[F.AGENT_WEIGHTS], np.float32)
+    mask, weights = np.asarray(agents[F.AGENT_MASK]), np.asarray(agents[F.AGENT_WEIGHTS], np.float32)
     if vectors.ndim != 2 or mask.shape != (len(vectors),) or weights.shape != mask.shape:
         raise ValueError(f"Agents must be {F.AGENT_VECTORS!r} [K, D] with {F.AGENT_MASK!r} and {F.AGENT_WEIGHTS!r} "
                          f"[K]; got {list(vectors.shape)}, {list(mask.shape)}, {list(weights.shape)}.")
@@ -112,6 +119,9 @@ def agent_examples(agents: Mapping[str, np.ndarray], user_id: int, candidates: M
         raise ValueError(f"{F.AGENT_VECTORS!r} contains NaN or infinity.")
     if not np.isin(mask, (0, 1)).all():
         raise ValueError(f"{F.AGENT_MASK!r} must hold only 0 and 1, got {np.unique(mask)[:5].tolist()}.")
+    mask = mask.astype(np.int64)
+    if user_id < 0:
+        raise ValueError(f"{F.USER_ID!r} must be >= 0, got {user_id}.")
     if not (np.isfinite(weights) & (weights >= 0)).all():
         raise ValueError(f"{F.AGENT_WEIGHTS!r} must be finite and >= 0 (vote shares).")
     for name in CANDIDATE_FIELDS + schema.context_features:

@@ -208,3 +208,21 @@ def test_a_request_history_is_the_training_history_of_a_target_at_that_time():
     assert not empty[F.HISTORY_MASK].any()
     with pytest.raises(ValueError, match=r"needs event column\(s\) \['hour'\]"):
         history.request_history({k: v for k, v in log.items() if k != "hour"}, 1, 300, schema)
+
+
+def test_a_request_search_history_is_the_search_window_of_a_target_at_that_time():
+    from tfrs_seqcompress.data import synthetic
+    world = synthetic.generate(synthetic.SyntheticConfig(num_users=12, mean_history=200, seed=2, history_length=150))
+    log, schema = world.dataset.log, world.dataset.schema
+    index = history.HistoryIndex(log, schema)
+    tokens = np.random.default_rng(0).random((len(index), 2)).astype(np.float32)
+    keys = index.events[F.CATEGORY]
+    rows = np.random.default_rng(1).choice(len(index), 40, replace=False)
+    windows = index.search_examples(rows, 6, 4, keys, {"token": tokens})
+    for position, row in enumerate(rows):
+        built = history.request_search_history(index.events, int(index.events[F.USER_ID][row]),
+                                               int(index.events[F.TIMESTAMP][row]), schema, 6, 4, keys,
+                                               int(keys[row]), {"token": tokens})
+        for name, values in built.items():
+            if name != F.USER_ID:
+                np.testing.assert_array_equal(values, windows[name][position], err_msg=name)

@@ -73,3 +73,9 @@ def test_exact_integers_with_signs_and_spaces_are_read_exactly(tmp_path):
     path.write_text(f"user_id,item_id,timestamp,label,category\n+1, 5 ,{big},1,2\n")
     columns = interaction_log.read_csv_columns(path)
     assert columns[F.USER_ID][0] == 1 and columns[F.ITEM_ID][0] == 5 and columns[F.TIMESTAMP][0] == big
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp,label,category\n1,5,100,1,2\n", encoding="utf-8-sig")
+    assert interaction_log.load_interaction_log(path).log[F.USER_ID].tolist() == [1]

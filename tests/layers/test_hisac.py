@@ -260,3 +260,10 @@ def test_from_codebook_uses_the_default_temperature(small_tables):
     level_1 = codebook.statistics["quantisation_error"][0]
     assert encoder.temperature == pytest.approx(hisac.DEFAULT_TEMPERATURE_SCALE * level_1)
     assert hisac.HiSACEncoder.from_codebook(codebook, vectors, temperature=3.0, fanouts=(2, 2)).temperature == 3.0
+
+
+def test_a_config_saved_before_candidate_routing_builds_an_encoder_without_it(small_tables):
+    codebook, vectors = small_tables
+    config = hisac.HiSACEncoder.from_codebook(codebook, vectors, fanouts=(2, 2)).get_config()
+    del config["candidate_routing"]
+    assert hisac.HiSACEncoder.from_config(config).candidate_routing is False

@@ -90,7 +90,7 @@ class HistoryIndex:
             encoder that reads no more): the same last events, built at that cost.
 
         Returns:
-          Target fields ``[n]`` and ``hist_*`` / ``hist_mask`` arrays ``[n, L]``, int64.
+          Target fields ``[n]`` and ``hist_*`` / ``hist_mask`` arrays ``[n, L]`` (``[n, length]``), int64.
         """
         rows = np.arange(len(self)) if rows is None else np.asarray(rows)
         if length is not None and not 1 <= length <= self.schema.history_length:
@@ -212,6 +212,43 @@ def request_history(events: Mapping[str, np.ndarray], user_id: int, request_time
         column = np.zeros((length,) + values.shape[1:], values.dtype)
         column[length - count:] = values[rows]
         user[F.history_name(name)] = column
+    return user
+
+
+def request_search_history(events: Mapping[str, np.ndarray], user_id: int, request_time: int,
+                           schema: F.DataSchema, recent: int, retrieved: int, event_keys: np.ndarray,
+                           candidate_key: int, event_arrays: Mapping[str, np.ndarray] | None = None
+                           ) -> dict[str, np.ndarray]:
+    """``request_history`` for a model trained on ``HistoryIndex.search_examples`` windows: the
+    user's ``recent`` latest events before ``request_time`` plus the ``retrieved`` latest earlier
+    events (within the last L) whose key equals the candidate's. The window depends on the
+    candidate, so build one per candidate key.
+
+    Args:
+      events, user_id, request_time, schema, event_arrays: as ``request_history``.
+      recent, retrieved: the window the model was trained with.
+      event_keys: ``[n]`` key of every event of ``events`` (e.g. its item's semantic ID).
+      candidate_key: the candidate's key.
+
+    Returns:
+      ``user_id`` and the ``hist_*`` / ``hist_mask`` arrays ``[recent + retrieved]``.
+    """
+    window = request_history(events, user_id, request_time, schema,
+                             {**(event_arrays or {}), "_key": np.asarray(event_keys)})
+    mask = window[F.HISTORY_MASK].astype(bool)
+    positions = np.flatnonzero(mask)
+    newest = positions[len(positions) - min(len(positions), recent):]
+    older = positions[:len(positions) - len(newest)]
+    older = older[window[F.history_name("_key")][older] == candidate_key]
+    chosen = np.concatenate([older[len(older) - min(len(older), retrieved):], newest])
+    length = recent + retrieved
+    user = {F.USER_ID: np.int64(user_id)}
+    for name, values in window.items():
+        if name == F.USER_ID or name == F.history_name("_key"):
+            continue
+        column = np.zeros((length,) + values.shape[1:], values.dtype)
+        column[length - len(chosen):] = values[chosen]
+        user[name] = column
     return user
 
 

@@ -54,7 +54,7 @@ TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrecord.gz", ".tfrecords.gz")
 def _exact_int(text: str, where: str) -> int:
     """``text`` as an int if it is an exact integer in int64's range, else ``ValueError`` at ``where``."""
     stripped = text.strip()
-    if not _EXACT_INTEGER.fullmatch(stripped):
+    if len(stripped) > 21 or not _EXACT_INTEGER.fullmatch(stripped):  # int64 has at most 19 digits and a sign
         raise ValueError(f"{where}: {text!r} is not an exact integer (expected ASCII digits, no decimals, "
                          "exponents or infinities; nothing is rounded).")
     value = int(stripped)
@@ -73,7 +73,7 @@ def read_csv_columns(path: pathlib.Path | str) -> dict[str, np.ndarray]:
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"Interaction log {path} does not exist.")
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:  # -sig: a BOM is not a name
         reader = csv.reader(handle)
         header = next(reader, None)
         if not header or not any(field.strip() for field in header):

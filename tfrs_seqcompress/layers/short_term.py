@@ -32,7 +32,7 @@ class WithShortTermBase(base.HistoryEncoder):
 
     Example::
 
-        encoder = WithShortTermBase(make_encoder("hisac", semantic_ids=ids), last_n=20)
+        encoder = WithShortTermBase(HiSACEncoder.from_codebook(codebook, item_vectors), last_n=20)
         interest = encoder(inputs)                       # [batch_size, dim]
     """
 

@@ -1,0 +1,50 @@
+"""The long-history benchmark's protocol on its toy block: time splits, selection on validation,
+the chosen setting over seeds, one block per dataset / variant / L, refusal to mix settings."""
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import long_history
+from tfrs_seqcompress import features as F
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    output = tmp_path_factory.mktemp("long_history")
+    long_history.main(["--blocks", "synthetic_smoke_L100", "--encoders", "din_last_n,hisac", "--seeds", "0,1",
+                       "--output-dir", str(output)])
+    return output / long_history.RESULT_FILE
+
+
+def test_targets_split_by_time_with_the_latest_fifth_as_test():
+    data = long_history.load_block(long_history.BLOCKS["synthetic_smoke_L100"])
+    times = {name: data.index.events[F.TIMESTAMP][rows] for name, rows in data.splits.items()}
+    assert times["train"].max() < data.validation_from <= times["validation"].min()
+    assert times["validation"].max() <= times["test"].min()
+    total = sum(len(rows) for rows in data.splits.values())
+    assert abs(len(data.splits["test"]) / total - 0.2) < 0.02 and abs(len(data.splits["validation"]) / total - 0.1) < 0.02
+    assert 0.5 < data.sizes["bayes_auc"] <= 1.0
+
+
+def test_a_block_holds_every_setting_on_validation_and_the_chosen_one_over_seeds(smoke_results):
+    (block,) = json.loads(smoke_results.read_text())
+    assert (block["dataset"], block["variant"], block["history_length"]) == ("synthetic", "smoke", 100)
+    for name, row in block["encoders"].items():
+        best = max(row["selection"], key=lambda entry: entry["validation_auc"])
+        assert row["chosen"] == best["setting"], name
+        assert row["seeds"] == [0, 1] and len(row["runs"]) == 2
+        aucs = [run["test_auc"] for run in row["runs"]]
+        assert row["summary"]["test_auc"]["mean"] == pytest.approx(np.mean(aucs))
+        assert {"train_examples_per_second", "peak_rss_mb", "serving_ms_p50", "test_auc_long_tail"} <= set(row["summary"])
+    assert [entry["setting"]["last_n"] for entry in block["encoders"]["din_last_n"]["selection"]] == [20, 50, 200]
+    assert "serving_agents_ms_p50" in block["encoders"]["hisac"]["summary"]  # the O(K) path is measured too
+
+
+def test_rows_of_another_setting_are_not_mixed_into_a_block(smoke_results, tmp_path):
+    (block,) = json.loads(smoke_results.read_text())
+    copy = tmp_path / "long_history.json"
+    copy.write_text(smoke_results.read_text())
+    other = {**block, "settings": {**block["settings"], "epochs": 5}}
+    with pytest.raises(ValueError, match="made with other settings or data"):
+        long_history.write_block(copy, other)
