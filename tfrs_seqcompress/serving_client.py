@@ -131,6 +131,23 @@ def agent_examples(agents: Mapping[str, np.ndarray], user_id: int, candidates: M
     return F.to_tf_examples(_per_candidate(user, candidates))
 
 
+def agent_examples_from_table(table_path: str, user_id: int, candidates: Mapping[str, np.ndarray],
+                              schema: F.DataSchema, model_version: int) -> list[bytes]:
+    """``agent_examples`` with the user's agents read from an agent table (``agent_table``) written
+    for the served ``model_version`` (another version's agents are refused).
+
+    Raises:
+      agent_table.AgentVersionError: the table was made with another model version.
+      KeyError: the user has no agents in the table (a new user: serve ``serving_default``).
+    """
+    from tfrs_seqcompress import agent_table
+
+    table = agent_table.read_agent_table(table_path, expected_version=model_version)
+    if user_id not in table:
+        raise KeyError(f"User {user_id} has no agents in {table_path}; score them with serving_default.")
+    return agent_examples(table[user_id], user_id, candidates, schema)
+
+
 def grpc_request(serialized_examples: Sequence[bytes], model_name: str = "ranker",
                  signature_name: str = serving.SIGNATURE_NAME, version: int | None = None):
     """A ``tensorflow_serving.apis`` ``PredictRequest`` (for ``PredictionService/Predict``)."""
