@@ -92,6 +92,11 @@ class PipelineConfig:
     def uses_codebook(self) -> bool:
         return self.encoder in SEMANTIC_ENCODERS
 
+    @property
+    def writes_agents(self) -> bool:
+        """Agent encoders (HiSAC, HiSAC over tokens, global clusters) get an ``AgentWriter`` after the push."""
+        return self.encoder in SEMANTIC_ENCODERS
+
     def trainer_custom_config(self, encoder: str) -> dict:
         """The Trainer's settings for a model with ``encoder`` (the candidate's or the baseline's)."""
         return {"encoder": encoder, "epochs": self.epochs, "batch_size": self.batch_size,

@@ -4,7 +4,8 @@ ExampleGen (the interaction log) -> [InstanceCompressor (IAT stage 1: source mod
 writer), when the encoder reads instance tokens] -> [CodebookFitter (HiSAC: semantic vectors +
 Beam codebook fit), when it reads semantic IDs] -> HistoryExampleGen (Beam; leakage-safe
 histories, time split, schema, tokens) -> Trainer (``trainer_module.run_fn``) -> validation ->
-Pusher (``AtomicPusher``: to ``saved_models/<model_name>/<version>/`` when blessed).
+Pusher (``AtomicPusher``: to ``saved_models/<model_name>/<version>/`` when blessed) -> [AgentWriter
+(every user's precomputed agents for the pushed version), when the encoder has agents].
 
 Validation: the Evaluator compares the candidate's AUC and GAUC with the last blessed model's
 (``LatestBlessedModelResolver``); ``EvaluatorVsBaseline`` with a model of the baseline encoder
@@ -20,6 +21,7 @@ from google.protobuf import wrappers_pb2
 from tfx import v1 as tfx
 
 from pipelines import gauc_metric
+from pipelines.components.agent_writer import AgentWriter
 from pipelines.components.atomic_pusher import AtomicPusher
 from pipelines.components.blessing_gate import BlessingGate
 from pipelines.components.codebook_fitter import CodebookFitter
@@ -132,9 +134,14 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model=trainer.outputs["model"], model_blessing=blessing,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)))
+    after_push = []
+    if config.writes_agents:
+        after_push.append(AgentWriter(pushed_model=pusher.outputs["pushed_model"],
+                                      log_examples=example_gen.outputs["examples"],
+                                      schema=history_gen.outputs["schema"]))
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
-        components=components + [history_gen, trainer, *validation, pusher], enable_cache=True,
+        components=components + [history_gen, trainer, *validation, pusher, *after_push], enable_cache=True,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path),
         beam_pipeline_args=list(config.beam_pipeline_args))

@@ -22,3 +22,14 @@ class SemanticCodebook(tfx.dsl.Artifact):
     """
 
     TYPE_NAME = "tfrs_seqcompress.SemanticCodebook"
+
+
+class AgentTable(tfx.dsl.Artifact):
+    """Every user's precomputed HiSAC agents for one pushed model version (a feature store's input).
+
+    Layout: ``agents.tfrecord`` (``tfrs_seqcompress.agent_table``). Custom properties:
+    ``model_version`` (the pushed version the agents were computed with), ``users``, ``written``
+    (0 when the model was not pushed and nothing was computed).
+    """
+
+    TYPE_NAME = "tfrs_seqcompress.AgentTable"

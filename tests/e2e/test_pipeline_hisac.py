@@ -69,6 +69,33 @@ def test_pushed_hisac_model_serves_in_graph_and_with_precomputed_agents(hisac_ru
     np.testing.assert_allclose(served["score"].numpy(), in_graph, rtol=1e-5, atol=1e-6)
 
 
+def test_the_pushed_versions_agents_are_written_and_serve_like_the_whole_history(hisac_run):
+    from pipelines.components import data_schema_io
+    from tfrs_seqcompress import agent_table, serving_client
+
+    tmp_path, _ = hisac_run
+    version_dir = next((tmp_path / "saved_models" / "ranker").iterdir())
+    table = _artifact(tmp_path, "tfrs_seqcompress.AgentTable")
+    assert table.custom_properties["written"].int_value == 1
+    assert table.custom_properties["model_version"].int_value == int(version_dir.name)
+    schema = data_schema_io.read_schema(_artifact(tmp_path, "Schema").uri)
+    log = runs.small_log()
+    assert table.custom_properties["users"].int_value == len(np.unique(log[F.USER_ID]))
+    user, items = int(log[F.USER_ID][0]), np.array([1, 2, 3])
+    candidates = {F.ITEM_ID: items, F.CATEGORY: np.array([1, 1, 2]),
+                  F.TIMESTAMP: np.full(3, int(log[F.TIMESTAMP].max()) + 1),
+                  **{name: np.ones(3, np.int64) for name in schema.context_features}}
+    loaded = tf.saved_model.load(str(version_dir))
+    from_table = loaded.signatures[serving.SCORE_WITH_AGENTS_SIGNATURE](examples=tf.constant(
+        serving_client.agent_examples_from_table(f"{table.uri}/agents.tfrecord", user, candidates, schema,
+                                                 model_version=int(version_dir.name))))["score"].numpy()
+    in_graph = loaded.signatures[serving.SIGNATURE_NAME](examples=tf.constant(
+        serving_client.examples_from_events(log, user, candidates, schema)))["score"].numpy()
+    np.testing.assert_allclose(from_table, in_graph, rtol=1e-5, atol=1e-6)
+    with pytest.raises(agent_table.AgentVersionError):
+        agent_table.read_agent_table(f"{table.uri}/agents.tfrecord", expected_version=int(version_dir.name) + 1)
+
+
 def test_refresh_pushes_a_new_version_with_the_new_codebook_and_leaves_the_served_one_alone(hisac_run):
     tmp_path, _ = hisac_run
     served = next((tmp_path / "saved_models" / "ranker").iterdir())
