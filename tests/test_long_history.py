@@ -12,7 +12,7 @@ from tfrs_seqcompress import features as F
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory):
     output = tmp_path_factory.mktemp("long_history")
-    long_history.main(["--blocks", "synthetic_smoke_L100", "--encoders", "din_last_n,hisac", "--seeds", "0,1",
+    long_history.main(["--blocks", "synthetic_smoke_L100", "--encoders", "hisac", "--seeds", "0,1",
                        "--output-dir", str(output)])
     return output / long_history.RESULT_FILE
 
@@ -37,7 +37,7 @@ def test_a_block_holds_every_setting_on_validation_and_the_chosen_one_over_seeds
         aucs = [run["test_auc"] for run in row["runs"]]
         assert row["summary"]["test_auc"]["mean"] == pytest.approx(np.mean(aucs))
         assert {"train_examples_per_second", "peak_rss_mb", "serving_ms_p50", "test_auc_long_tail"} <= set(row["summary"])
-    assert [entry["setting"]["last_n"] for entry in block["encoders"]["din_last_n"]["selection"]] == [20, 50, 200]
+    assert [entry["setting"]["fanouts"] for entry in block["encoders"]["hisac"]["selection"]] == [[16, 8], [32, 8]]
     assert "serving_agents_ms_p50" in block["encoders"]["hisac"]["summary"]  # the O(K) path is measured too
 
 
