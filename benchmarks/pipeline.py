@@ -3,8 +3,9 @@
 Runs the local runner (LocalDagRunner, SQLite ML Metadata, Beam DirectRunner) exactly as
 ``bash scripts/pipeline.sh`` does, into fresh temporary pipeline-root / metadata / serving dirs:
 once from scratch, then again with the same data (a scheduled refresh with nothing new: every
-step cached but the evaluations). A component's time runs from its "is running" log line to its
-"is finished" line, as the runner's output arrives. Also reports the runner process's peak RSS.
+step cached but the evaluations). A component's time is its execution's span in ML Metadata
+(``pipelines.progress.node_executions``: creation to last update), never log text. Also reports
+the runner process's peak RSS.
 
     python -m benchmarks.pipeline                                 # MovieLens-100K, default encoder
     python -m benchmarks.pipeline --encoder hisac
@@ -19,7 +20,6 @@ import json
 import os
 import pathlib
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -30,28 +30,24 @@ from benchmarks import plotting
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-EVENT = re.compile(r"Component (\w+) is (running|finished)\.")
+def run_once(arguments: list[str], metadata_path: str) -> dict:
+    """One runner invocation: total seconds, seconds per component (ML Metadata), exit code, its output."""
+    from pipelines import progress
 
-
-def run_once(arguments: list[str]) -> dict:
-    """One runner invocation: total seconds, seconds per component, exit code, the last output lines."""
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    since = progress.last_execution_id(metadata_path)
     started = time.perf_counter()
     runner = subprocess.Popen([sys.executable, "-m", "pipelines.local_runner", *arguments], cwd=str(REPO_ROOT),
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    began, components, tail = {}, {}, []
+    tail = []
     for line in runner.stdout:
         tail = (tail + [line.rstrip()])[-20:]
-        match = EVENT.search(line)
-        if match and match.group(2) == "running":
-            began[match.group(1)] = time.perf_counter()
-        elif match and match.group(1) in began:
-            components[match.group(1)] = time.perf_counter() - began.pop(match.group(1))
-        if line.startswith("[pipeline]"):
-            print(line.rstrip(), flush=True)
+        print(line.rstrip(), flush=True)
     runner.wait()
-    return {"seconds": time.perf_counter() - started, "components": components, "exit_code": runner.returncode,
-            "output_tail": tail}
+    seconds = time.perf_counter() - started
+    executions = progress.node_executions(progress.store_for(metadata_path), since) if runner.returncode == 0 else {}
+    return {"seconds": seconds, "components": {node: run.seconds for node, run in executions.items()},
+            "exit_code": runner.returncode, "output_tail": tail}
 
 
 def plot(report: dict, path: pathlib.Path) -> None:
@@ -82,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.data:
             arguments += ["--data", args.data, "--context-features", args.context_features]
         for name in ("from scratch", "re-run, same data"):
-            run = {"name": name, **run_once(arguments)}
+            run = {"name": name, **run_once(arguments, f"{directory}/mlmd/metadata.db")}
             if run["exit_code"] != 0:
                 raise RuntimeError(f"pipeline run '{name}' failed:\n" + "\n".join(run["output_tail"]))
             report["runs"].append(run)

@@ -8,6 +8,11 @@ Default data: MovieLens-100K from the fetched RecBole wheel. Bring your own log 
 
 Either way the log is validated first (clear errors, nothing run), written as a normalised CSV
 under the pipeline root, and the pushed model lands in ``saved_models/<model_name>/<version>/``.
+
+The terminal gets one line per component as it starts and ends (read from ML Metadata:
+``pipelines.progress``), a line per training epoch and the verdict; TFX's, Beam's and
+TensorFlow's own logs go to ``<pipeline root>/logs/<time>.log``, whose path is printed
+(``--verbose`` keeps them on the terminal instead).
 """
 from __future__ import annotations
 
@@ -164,7 +169,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--pipeline-root", default=defaults.pipeline_root)
     parser.add_argument("--metadata-path", default=defaults.metadata_path)
     parser.add_argument("--serving-model-dir", help="default saved_models/<model-name>")
+    parser.add_argument("--verbose", action="store_true",
+                        help="TFX, Beam and TensorFlow logs on the terminal (default: in a file under the pipeline root)")
     return parser.parse_args(argv)
+
+
+# The Trainer's epoch lines go to this file descriptor when set (the terminal, while logs go to a file).
+PROGRESS_FD = "TFRS_SEQCOMPRESS_PROGRESS_FD"
+
+
+def logs_to_file(pipeline_root: str):
+    """Sends file descriptors 1 and 2 (Python, absl, Beam workers, TensorFlow's C++ logs) to a new
+    log file under the pipeline root; returns ``(terminal, log_path)``, the terminal a text stream
+    on the original standard output."""
+    log_dir = pathlib.Path(pipeline_root) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / time.strftime("%Y%m%d-%H%M%S.log")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    terminal = os.fdopen(os.dup(1), "w", buffering=1)
+    with open(log_path, "a") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+    os.environ[PROGRESS_FD] = str(terminal.fileno())
+    return terminal, log_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,29 +229,43 @@ def main(argv: list[str] | None = None) -> int:
         max_drop_vs_blessed=args.max_drop_vs_blessed, max_drop_vs_baseline=args.max_drop_vs_baseline,
         model_name=args.model_name, pipeline_root=args.pipeline_root, metadata_path=args.metadata_path,
         serving_model_dir=serving_dir)
-    print(f"[pipeline] data {data_dir}; schema {schema}", flush=True)
+    terminal, log_path = (sys.stdout, None) if args.verbose else logs_to_file(args.pipeline_root)
+    say = lambda line: print(line, file=terminal, flush=True)  # noqa: E731
+    say(f"[pipeline] data {data_dir}; schema {schema}")
+    say(f"[pipeline] encoder {config.encoder}, L = {config.history_length}, {config.epochs} epochs; settings in "
+        f"{log_path or 'the log above'}")
     print(f"[pipeline] settings {dataclasses.asdict(config)}", flush=True)
     logging.set_verbosity(logging.INFO)
     from tfx import v1 as tfx  # Imported here: it costs ~10 s and the checks above should be instant.
+    from pipelines import progress
     from pipelines.pipeline import create_pipeline
     from tfrs_seqcompress import model_push
 
     before = set(model_push.model_versions(serving_dir))
     started = time.time()
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    since = progress.last_execution_id(args.metadata_path)
+    try:
+        with progress.ProgressReporter(args.metadata_path, say, since_id=since):
+            tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    except Exception as error:
+        say(f"[pipeline] FAILED: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            + (f"; the full log: {log_path}" if log_path else ""))
+        raise
     versions = model_push.model_versions(serving_dir)
     new_versions = sorted(set(versions) - before)
-    print(f"[pipeline] finished in {time.time() - started:.0f} s", flush=True)
+    say(f"[pipeline] finished in {time.time() - started:.0f} s")
     verdict = "" if new_versions else _latest_verdict(args.metadata_path, gate=config.baseline_encoder is not None)
     if new_versions:
-        print(f"[pipeline] pushed model: {os.path.join(serving_dir, str(new_versions[-1]))}", flush=True)
+        say(f"[pipeline] pushed model: {os.path.join(serving_dir, str(new_versions[-1]))}")
     elif verdict == "blessed":
         newest = os.path.join(serving_dir, str(versions[-1])) if versions else serving_dir
-        print(f"[pipeline] blessed, and already served: {newest} holds this same model (nothing pushed)", flush=True)
+        say(f"[pipeline] blessed, and already served: {newest} holds this same model (nothing pushed)")
     else:
-        print(f"[pipeline] no model pushed this run (not blessed: {verdict}; floors AUC {config.min_eval_auc}, "
-              f"GAUC {config.min_eval_gauc}; allowed drop vs the last blessed model {config.max_drop_vs_blessed}, "
-              f"vs the baseline encoder {config.max_drop_vs_baseline}); {serving_dir} is unchanged", flush=True)
+        say(f"[pipeline] no model pushed this run (not blessed: {verdict}; floors AUC {config.min_eval_auc}, "
+            f"GAUC {config.min_eval_gauc}; allowed drop vs the last blessed model {config.max_drop_vs_blessed}, "
+            f"vs the baseline encoder {config.max_drop_vs_baseline}); {serving_dir} is unchanged")
+    if log_path:
+        say(f"[pipeline] full log: {log_path}")
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 
 import tensorflow as tf
 from absl import logging
@@ -69,6 +70,27 @@ def _semantic_arguments(encoder: str, train_files: list[str], config: dict) -> d
     return arguments
 
 
+class EpochProgress(tf.keras.callbacks.Callback):
+    """One line per epoch on the runner's terminal (``local_runner.PROGRESS_FD``) while the logs go
+    to a file; nothing when the runner keeps its logs on the terminal (Keras prints them there)."""
+
+    def __init__(self, encoder: str, epochs: int):
+        super().__init__()
+        self.encoder, self.epochs = encoder, epochs
+        fd = os.environ.get("TFRS_SEQCOMPRESS_PROGRESS_FD")
+        self.terminal = os.fdopen(os.dup(int(fd)), "w", buffering=1) if fd else None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.terminal is not None:
+            scores = ", ".join(f"{name} {value:.4f}" for name, value in (logs or {}).items()
+                               if name in ("logloss", "auc", "val_logloss", "val_auc"))
+            self.terminal.write(f"[pipeline]   training {self.encoder}: epoch {epoch + 1}/{self.epochs}, {scores} "
+                                f"({time.time() - self.started:.0f} s)\n")
+
+
 def run_fn(fn_args) -> None:
     """Trains on ``fn_args.train_files`` and writes a serving SavedModel to ``fn_args.serving_model_dir``."""
     config = dict(fn_args.custom_config or {})
@@ -87,7 +109,8 @@ def run_fn(fn_args) -> None:
                  type(strategy).__name__, strategy.num_replicas_in_sync, schema)
     model.fit(_sharded_by_data(train), validation_data=_sharded_by_data(evaluation),
               epochs=int(config.get("epochs", 2)), verbose=2,
-              callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)])
+              callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
+                         EpochProgress(encoder, int(config.get("epochs", 2)))])
     # Every worker saves (saving syncs the replicas); only the chief's copy is the model.
     export_dir = fn_args.serving_model_dir if _is_chief(strategy) else tempfile.mkdtemp(prefix="non_chief_export_")
     serving.export_serving_model(model, export_dir, schema, warmup_examples=_warmup_examples(fn_args.eval_files),

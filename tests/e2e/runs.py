@@ -80,10 +80,7 @@ def tree_digest(directory: pathlib.Path) -> str:
 
 
 def newest_execution_states(tmp_path: pathlib.Path) -> dict[str, str]:
-    """Component type (last dotted part) -> state of its newest execution (COMPLETE, CACHED, ...)."""
-    from ml_metadata.proto import metadata_store_pb2
+    """Component id -> state of its newest execution (COMPLETE, CACHED, ...), from ML Metadata."""
+    from pipelines import progress
 
-    store = metadata_store(tmp_path)
-    types = {execution_type.id: execution_type.name.split(".")[-1] for execution_type in store.get_execution_types()}
-    return {types[execution.type_id]: metadata_store_pb2.Execution.State.Name(execution.last_known_state)
-            for execution in sorted(store.get_executions(), key=lambda execution: execution.id)}
+    return {node: execution.state for node, execution in progress.node_executions(metadata_store(tmp_path)).items()}

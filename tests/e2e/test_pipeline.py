@@ -32,8 +32,13 @@ def test_pipeline_pushes_a_versioned_model(pipeline_run):
     assert (versions[0] / "saved_model.pb").exists()
     assert (versions[0] / "assets.extra" / "tf_serving_warmup_requests").exists()
     assert f"pushed model: {versions[0]}" in result.stdout
+    states = runs.newest_execution_states(tmp_path)
     for component in ("CsvExampleGen", "HistoryExampleGen", "Trainer", "Evaluator", "Pusher"):
-        assert f"Component {component} is finished" in result.stderr
+        assert states[component] == "COMPLETE", states
+        assert f"[pipeline] {component}: COMPLETE in " in result.stdout  # the one line the terminal gets
+    log_path = result.stdout.split("[pipeline] full log: ")[1].split()[0]
+    assert "Component Trainer is finished" in pathlib.Path(log_path).read_text()  # TFX's logs: in the file
+    assert len(result.stdout.splitlines()) <= 60 and "training din_full: epoch 3/3" in result.stdout
 
 
 def test_pushed_model_scores_eval_examples_in_a_fresh_process(pipeline_run):
@@ -70,7 +75,7 @@ def test_both_evaluators_and_the_gate_blessed_the_first_model_on_auc_and_gauc(pi
         assert (pathlib.Path(blessing.uri) / "BLESSED").exists()
     # The first run has no blessed model yet; the baseline-encoder comparison does have a baseline.
     assert "baseline_model_id" not in _newest_blessing(tmp_path, "Evaluator").custom_properties
-    assert "Component BaselineTrainer is finished" in result.stderr
+    assert runs.newest_execution_states(tmp_path)["BaselineTrainer"] == "COMPLETE"
     evaluation = next((tmp_path / "root").glob("EvaluatorVsBaseline/evaluation/*"))
     metrics = {(pair.key.model_name, pair.key.is_diff, pair.key.name): pair.value.double_value.value
                for sliced in tfma.load_metrics(str(evaluation)) for pair in sliced.metric_keys_and_values}

@@ -23,8 +23,9 @@ def composed_run(tmp_path_factory):
 
 def test_both_compression_steps_ran_and_the_schema_records_both_versions(composed_run):
     tmp_path, result = composed_run
+    states = runs.newest_execution_states(tmp_path)
     for component in ("InstanceCompressor", "CodebookFitter", "HistoryExampleGen", "Trainer"):
-        assert f"Component {component} is finished" in result.stderr
+        assert states[component] == "COMPLETE", states
     schema = _artifact(tmp_path, "Schema")
     assert schema.custom_properties["token_version"].string_value == _artifact(
         tmp_path, "tfrs_seqcompress.InstanceTokens").custom_properties["version"].string_value

@@ -45,7 +45,7 @@ def test_codebook_is_fitted_on_the_training_period_and_versioned(hisac_run):
     examples_dir = next((tmp_path / "root").glob("HistoryExampleGen/history_examples/*"))
     copied, copied_vectors = semantic_io.load_semantic_tables(str(examples_dir / semantic_io.SEMANTIC_DIR), version)
     np.testing.assert_array_equal(copied_vectors, vectors)
-    assert "Component CodebookFitter is finished" in result.stderr
+    assert runs.newest_execution_states(tmp_path)["CodebookFitter"] == "COMPLETE"
 
 
 def test_pushed_hisac_model_serves_in_graph_and_with_precomputed_agents(hisac_run):

@@ -34,7 +34,7 @@ def _kill_while_training(command: list[str]) -> str:
     output = []
     for line in runner.stdout:
         output.append(line)
-        if "Component Trainer is running." in line:
+        if line.startswith("[pipeline] Trainer: running"):
             time.sleep(KILL_AFTER_SECONDS)
             os.killpg(runner.pid, signal.SIGKILL)
             break
@@ -46,7 +46,7 @@ def _kill_while_training(command: list[str]) -> str:
 def test_a_killed_run_pushes_nothing_and_the_rerun_resumes_from_cache_to_the_same_model(tmp_path):
     data = runs.write_small_log(tmp_path)
     killed = _kill_while_training(runs.pipeline_command(tmp_path, data))
-    assert "Component HistoryExampleGen is finished." in killed
+    assert "[pipeline] HistoryExampleGen: COMPLETE" in killed
     serving_dir = tmp_path / "saved_models" / "ranker"
     assert model_push.model_versions(str(serving_dir)) == [] and not list(tmp_path.glob("saved_models/*/.incoming*"))
     states = runs.newest_execution_states(tmp_path)
