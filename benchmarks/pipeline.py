@@ -27,6 +27,7 @@ import tempfile
 import time
 
 from benchmarks import plotting
+from pipelines import configs
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def plot(report: dict, path: pathlib.Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", default="din_full")
+    parser.add_argument("--encoder", default=configs.PipelineConfig(data_dir="").encoder, help="default: the main job's")
     parser.add_argument("--data", help="a log file (default: MovieLens-100K)")
     parser.add_argument("--context-features", default="")
     parser.add_argument("--output-dir", default=str(RESULTS_DIR))

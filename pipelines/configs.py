@@ -57,7 +57,7 @@ class PipelineConfig:
     data_format: str = "csv"
     history_length: int = 50
     eval_fraction: float = 0.2
-    encoder: str = "din_full"
+    encoder: str = "hisac"  # the main job demonstrates a method: HiSAC, with its codebook and agents
     epochs: int = 2
     batch_size: int = 512
     learning_rate: float = 1e-3

@@ -42,7 +42,7 @@ def pipeline_command(tmp_path: pathlib.Path, data_path, *extra: str, min_eval_au
     """The local runner's command line, as users type it, on the small log with ``tmp_path``'s dirs."""
     return [sys.executable, "-m", "pipelines.local_runner", "--data", str(data_path), "--context-features", CONTEXT,
             "--history-length", "10", "--epochs", str(EPOCHS), "--batch-size", str(BATCH_SIZE),
-            "--min-eval-auc", min_eval_auc,
+            "--min-eval-auc", min_eval_auc, "--encoder", "din_full",  # the tests of one encoder set theirs after
             "--pipeline-root", str(tmp_path / "root"), "--metadata-path", str(tmp_path / "mlmd" / "metadata.db"),
             "--serving-model-dir", str(tmp_path / "saved_models" / "ranker"),
             # Small logs give noisy metrics: the tests that are about validation set their own drops.
