@@ -20,7 +20,6 @@ import time
 from benchmarks import report
 
 _LONG = ["--dataset", "synthetic", "--mean-history", "3000", "--targets-per-user", "60", "--batch-size", "128"]
-_NOT_AT_L10000 = ("iat_temporal_order", "iat_user_order", "iat_user_order_transfer", "hisac_iat")
 _EVERY_OTHER_ENCODER = "mean,din_last_n,din_full,sim_hard,global_clusters,hisac"
 
 # Step name -> the benchmark module and its arguments.
@@ -40,12 +39,8 @@ STEPS = {
     # Soft routing's distances, before (f58379b: the [B, L, K, d] differences) and after.
     "hot_path": ["hot_path", "--before", "f58379b"],
 }
-# What the suite does not run, and why (shown in the table).
-NOT_RUN = {("quality_synthetic_L10000", name): (
-    "the benchmark materialises every example's L tokens and histories up front (8.6-11.4 GB peak at "
-    "L = 1,000, measured; about ten times that at 10,000" + ("; and IAT's self-attention is O(L^2)"
-                                                              if name.startswith("iat") else "")
-    + ")") for name in _NOT_AT_L10000}
+# What the suite does not run, and why, lives with the tables that show it (``report.NOT_RUN``).
+NOT_RUN = report.NOT_RUN
 
 
 def run_step(name: str) -> bool:

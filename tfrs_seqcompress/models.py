@@ -31,11 +31,7 @@ from tfrs_seqcompress.layers import hisac as hisac_layers
 from tfrs_seqcompress.losses import GlobalBatchBinaryCrossentropy
 
 
-def safe_ids(ids: tf.Tensor, vocabulary_size: int) -> tf.Tensor:
-    """IDs outside ``[0, vocabulary_size)`` become 0, the unknown ID (a documented serving
-    fallback for items newer than the model; offline data is checked by ``features``)."""
-    ids = tf.cast(ids, tf.int64)
-    return tf.where((ids >= 0) & (ids < vocabulary_size), ids, tf.zeros_like(ids))
+safe_ids = base.safe_ids  # below both the models and the IAT source models (layers.base)
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")

@@ -81,7 +81,8 @@ def HistoryExampleGen(
                           compression_type=beam.io.filesystem.CompressionTypes.AUTO)
                       | "ParseTokens" >> beam.Map(token_beam.parse_token_record))
             events = {"events": events, "tokens": tokens}
-        outputs = events | "BuildHistories" >> history_beam.BuildHistoryExamples(build_schema, eval_fraction)
+        outputs = events | "BuildHistories" >> history_beam.BuildHistoryExamples(
+            build_schema, eval_fraction, attach_tokens=token_beam.attach_user_tokens if token_dim else None)
         for split in history.SPLITS:
             _ = outputs[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
                 os.path.join(history_examples.uri, f"Split-{split}", "data_tfrecord"),

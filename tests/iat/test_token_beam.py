@@ -70,7 +70,7 @@ def test_beam_history_builder_attaches_the_same_tokens_as_the_store(trained):
         events = pipeline | "Events" >> beam.Create(helpers.log_events(log))
         tokens = pipeline | "Tokens" >> beam.Create(records) | beam.Map(token_beam.parse_token_record)
         outputs = ({"events": events, "tokens": tokens}
-                   | history_beam.BuildHistoryExamples(token_schema, 0.25))
+                   | history_beam.BuildHistoryExamples(token_schema, 0.25, token_beam.attach_user_tokens))
         for split, columns in (("train", train), ("eval", evaluation)):
             assert_that(outputs[split] | f"Decode{split}" >> beam.Map(_decoded),
                         equal_to([_decoded(r) for r in F.to_tf_examples(columns)]), label=split)
@@ -86,11 +86,13 @@ def test_missing_tokens_for_a_user_are_an_error_not_a_silent_gap(trained):
             events = pipeline | "Events" >> beam.Create(helpers.log_events(log))
             tokens = pipeline | "Tokens" >> beam.Create(records) | beam.Map(token_beam.parse_token_record)
             _ = {"events": events, "tokens": tokens} | history_beam.BuildHistoryExamples(
-                dataclasses.replace(schema, token_dim=4), 0.25)
+                dataclasses.replace(schema, token_dim=4), 0.25, token_beam.attach_user_tokens)
 
 
 def test_token_schema_without_tokens_is_refused():
     with pytest.raises(ValueError, match="schema.token_dim is 4: pass"):
         with beam.Pipeline() as pipeline:
             _ = pipeline | beam.Create([]) | history_beam.BuildHistoryExamples(
-                dataclasses.replace(helpers.tiny_schema(), token_dim=4), 0.25)
+                dataclasses.replace(helpers.tiny_schema(), token_dim=4), 0.25, token_beam.attach_user_tokens)
+    with pytest.raises(ValueError, match="pass attach_tokens"):
+        history_beam.BuildHistoryExamples(dataclasses.replace(helpers.tiny_schema(), token_dim=4), 0.25)

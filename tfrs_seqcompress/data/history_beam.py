@@ -47,7 +47,7 @@ def parse_log_example(serialized: bytes, columns: tuple[str, ...]) -> dict[str, 
 
 
 def _user_examples(grouped: tuple[int, Iterable[Mapping[str, int]], Iterable[tuple]], schema: F.DataSchema,
-                   columns: tuple[str, ...]) -> Iterable[tuple[int, bytes]]:
+                   columns: tuple[str, ...], attach_tokens=None) -> Iterable[tuple[int, bytes]]:
     user, events, tokens = grouped
     events = list(events)
     if not events:
@@ -56,22 +56,9 @@ def _user_examples(grouped: tuple[int, Iterable[Mapping[str, int]], Iterable[tup
     F.validate_log(log, event_features=tuple(schema.event_features))
     examples = history.user_history_examples(log, schema)
     if schema.token_dim:
-        examples = _attach_user_tokens(user, examples, list(tokens), schema.token_dim, schema.token_version)
+        examples = attach_tokens(user, examples, list(tokens), schema.token_dim, schema.token_version)
     for timestamp, serialized in zip(examples[F.TIMESTAMP], F.to_tf_examples(examples)):
         yield int(timestamp), serialized
-
-
-def _attach_user_tokens(user: int, examples: dict, tokens: list, token_dim: int, token_version: str) -> dict:
-    """One user's ``hist_token`` from that user's token records ``(timestamp, item_id, token)``."""
-    from tfrs_seqcompress.iat.store import TokenStore  # IAT only; keeps the plain builder light.
-
-    keys = {F.USER_ID: np.full(len(tokens), user, np.int64),
-            F.TIMESTAMP: np.array([token[0] for token in tokens], np.int64),
-            F.ITEM_ID: np.array([token[1] for token in tokens], np.int64)}
-    values = np.stack([token[2] for token in tokens]) if tokens else np.zeros((0, token_dim), np.float32)
-    if values.shape[1] != token_dim:
-        raise ValueError(f"Tokens of user {user} have dim {values.shape[1]}; the schema expects token_dim {token_dim}.")
-    return TokenStore.build(keys, values, version=token_version, scheme="").attach(examples)
 
 
 class _MaxId(beam.CombineFn):
@@ -102,17 +89,23 @@ class BuildHistoryExamples(beam.PTransform):
     For IAT (``schema.token_dim > 0``) the input is ``{"events": ..., "tokens": ...}`` with token
     records ``(user_id, (timestamp, item_id, token))`` (``token_beam.parse_token_record``); each
     example then carries ``hist_token``, fetched strictly before its target like the history, and
-    ``token_version`` (of ``schema.token_version``).
+    ``token_version`` (of ``schema.token_version``), attached by ``attach_tokens`` (IAT's
+    ``iat.token_beam.attach_user_tokens``: this data-layer module does not import the methods).
 
     Args:
       schema: L, event features and context features (its vocabulary sizes are not used here:
         ``max_ids`` reports what the data holds, to build the final schema).
       eval_fraction: the last fraction of the time range whose targets go to ``"eval"``.
+      attach_tokens: ``(user, examples, token_records, token_dim, token_version) -> examples``,
+        needed when ``schema.token_dim > 0``.
     """
 
-    def __init__(self, schema: F.DataSchema, eval_fraction: float):
+    def __init__(self, schema: F.DataSchema, eval_fraction: float, attach_tokens=None):
         super().__init__()
         history.check_eval_fraction(eval_fraction)
+        if schema.token_dim and attach_tokens is None:
+            raise ValueError("schema.token_dim > 0: pass attach_tokens (iat.token_beam.attach_user_tokens).")
+        self._attach_tokens = attach_tokens
         self._schema = schema
         self._eval_fraction = eval_fraction
         self._columns = F.LOG_COLUMNS + tuple(schema.event_features)
@@ -134,7 +127,8 @@ class BuildHistoryExamples(beam.PTransform):
         else:
             grouped = ({"events": keyed, "tokens": tokens} | "GroupByUser" >> beam.CoGroupByKey()
                        | "Unpack" >> beam.Map(lambda kv: (kv[0], kv[1]["events"], kv[1]["tokens"])))
-        examples = grouped | "BuildPerUser" >> beam.FlatMap(_user_examples, self._schema, self._columns)
+        examples = grouped | "BuildPerUser" >> beam.FlatMap(_user_examples, self._schema, self._columns,
+                                                            self._attach_tokens)
         eval_fraction = self._eval_fraction
 
         def which_split(timestamped, num_partitions, min_ts, max_ts):

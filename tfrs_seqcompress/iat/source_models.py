@@ -30,7 +30,7 @@ import tensorflow_recommenders as tfrs
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.iat.store import TokenStore
 from tfrs_seqcompress.layers.iat import SourceInstanceTransformer, TokenBottleneck
-from tfrs_seqcompress.models import safe_ids
+from tfrs_seqcompress.layers.base import safe_ids
 
 SCHEMES = ("temporal_order", "user_order")
 SEQUENCE_MASK = "mask"

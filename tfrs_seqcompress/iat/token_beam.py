@@ -156,3 +156,15 @@ def read_token_store(token_dir: str, expected_version: str | None = None) -> Tok
     store = TokenStore.build(keys, tokens, version=metadata["version"], scheme=metadata["scheme"])
     store.check_version(expected_version)
     return store
+
+
+def attach_user_tokens(user: int, examples: dict, tokens: list, token_dim: int, token_version: str) -> dict:
+    """One user's ``hist_token`` from that user's token records ``(timestamp, item_id, token)``: the
+    ``attach_tokens`` of ``data.history_beam.BuildHistoryExamples`` for IAT."""
+    keys = {F.USER_ID: np.full(len(tokens), user, np.int64),
+            F.TIMESTAMP: np.array([token[0] for token in tokens], np.int64),
+            F.ITEM_ID: np.array([token[1] for token in tokens], np.int64)}
+    values = np.stack([token[2] for token in tokens]) if tokens else np.zeros((0, token_dim), np.float32)
+    if values.shape[1] != token_dim:
+        raise ValueError(f"Tokens of user {user} have dim {values.shape[1]}; the schema expects token_dim {token_dim}.")
+    return TokenStore.build(keys, values, version=token_version, scheme="").attach(examples)

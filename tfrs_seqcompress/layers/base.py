@@ -44,6 +44,13 @@ SHAPE_NAMES = {HISTORY_EMBEDDINGS: "[batch, history_length, dim]", HISTORY_MASK:
                CANDIDATE_ITEM_ID: "[batch]"}
 
 
+def safe_ids(ids: tf.Tensor, vocabulary_size: int) -> tf.Tensor:
+    """IDs outside ``[0, vocabulary_size)`` become 0, the unknown ID (a documented serving
+    fallback for items newer than the model; offline data is checked by ``features``)."""
+    ids = tf.cast(ids, tf.int64)
+    return tf.where((ids >= 0) & (ids < vocabulary_size), ids, tf.zeros_like(ids))
+
+
 def time_gap_buckets(seconds: tf.Tensor, buckets: int = TIME_GAP_BUCKETS) -> tf.Tensor:
     """``floor(log2(1 + seconds))`` clipped to ``[0, buckets)``; negative gaps count as 0.
 
