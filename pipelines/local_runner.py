@@ -48,15 +48,18 @@ def _write_if_changed(log, path: pathlib.Path) -> None:
         os.replace(staging, path)
 
 
-def prepare_log(args: argparse.Namespace, pipeline_root: str) -> tuple[str, F.DataSchema]:
-    """Validates the chosen log and stages it as CSV; returns (data dir, schema)."""
+def load_log(args: argparse.Namespace):
+    """The chosen log, validated (nothing written): ``(dataset, name)``."""
     if args.data:
         dataset = interaction_log.load_interaction_log(args.data, args.items, args.history_length,
                                                        tuple(filter(None, args.context_features.split(","))))
-        name = pathlib.Path(args.data).name.split(".")[0]
-    else:
-        dataset = movielens.load_movielens_100k(history_length=args.history_length)
-        name = movielens.ML_100K
+        return dataset, pathlib.Path(args.data).name.split(".")[0]
+    return movielens.load_movielens_100k(history_length=args.history_length), movielens.ML_100K
+
+
+def prepare_log(args: argparse.Namespace, pipeline_root: str, loaded=None) -> tuple[str, F.DataSchema]:
+    """Validates the chosen log (unless ``loaded`` already is) and stages it as CSV; returns (data dir, schema)."""
+    dataset, name = loaded or load_log(args)
     data_dir = pathlib.Path(pipeline_root) / "data" / name
     data_dir.mkdir(parents=True, exist_ok=True)
     _write_if_changed(dataset.log, data_dir / "log.csv")
@@ -216,10 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         serving_dir = serving_directory(args)
-        data_dir, schema = prepare_log(args, args.pipeline_root)
+        loaded = load_log(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 2
+    items = len(set(loaded[0].log[F.ITEM_ID].tolist()))
+    if registry.ENCODERS[args.encoder].needs_codebook and levels[0] > items:
+        print(f"ERROR: --codebook-levels {args.codebook_levels}: the first level has more codes ({levels[0]}) than the "
+              f"log has items ({items}).", file=sys.stderr)
+        return 2
+    data_dir, schema = prepare_log(args, args.pipeline_root, loaded)
     config = configs.PipelineConfig(
         data_dir=data_dir, event_features=tuple(schema.event_features), context_features=schema.context_features,
         history_length=args.history_length, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,

@@ -188,9 +188,8 @@ def squared_distances(points: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
     """``||s_l - p_k||^2`` for ``points [B, L, d]`` and ``prototypes [B, K, d]`` -> ``[B, L, K]``.
 
     Expanded as ``||s||^2 - 2 s.p + ||p||^2`` (one batched matmul) rather than through the
-    ``[B, L, K, d]`` differences (128 M floats for a 100-row request at L = 10,000): HiSAC's
-    ``compute_agents`` 1.3x faster at L = 1,000 and 10,000 (``benchmarks/hot_path.py``). Clipped
-    at 0 against rounding."""
+    ``[B, L, K, d]`` differences (128 M floats for a 100-row request at L = 10,000; the speed-up is
+    measured by ``benchmarks/hot_path.py``). Clipped at 0 against rounding."""
     cross = tf.einsum("bld,bkd->blk", points, prototypes)
     point_norms = tf.reduce_sum(tf.square(points), axis=-1)[..., None]            # [B, L, 1]
     prototype_norms = tf.reduce_sum(tf.square(prototypes), axis=-1)[:, None, :]   # [B, 1, K]
@@ -199,9 +198,8 @@ def squared_distances(points: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
 
 STATISTIC_BUCKETS = 16
 # The routing temperature relative to the codebook's level-1 quantisation error (the typical squared
-# distance of an item to its level-1 codeword). A quarter was the better of the two scales tried on
-# the validation split of the long-history benchmark's synthetic_base_L1000 block (K = 128, seed 0:
-# validation AUC 0.8410 vs 0.8401 at the full error): a small difference, from one seed.
+# distance of an item to its level-1 codeword): the better of the two scales tried on the long-
+# history benchmark's validation split (docs/methods.md gives the evidence and its limits).
 DEFAULT_TEMPERATURE_SCALE = 0.25
 # A codebook whose items sit exactly on their codewords (error 0) routes as hard assignment.
 MIN_TEMPERATURE = 1e-6
