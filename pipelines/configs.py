@@ -32,6 +32,7 @@ class PipelineConfig:
         ``data_format == "tfrecord"``), following the data contract.
       event_features, context_features: the log's extra columns (see ``features.DataSchema``).
       history_length: L.
+      targets_per_user: rank at most this many of each user's events (seeded draw); 0 ranks all.
       eval_fraction: the last fraction of the time range used for evaluation.
       encoder: a name from ``tfrs_seqcompress.registry.ENCODERS``.
       epochs, batch_size, learning_rate, embedding_dim, seed: training.
@@ -56,6 +57,7 @@ class PipelineConfig:
     context_features: tuple[str, ...] = ()
     data_format: str = "csv"
     history_length: int = 50
+    targets_per_user: int = 0   # 0: every event is a ranking target
     eval_fraction: float = 0.2
     encoder: str = "hisac"  # the main job demonstrates a method: HiSAC, with its codebook and agents
     epochs: int = 2

@@ -54,6 +54,8 @@ def load_log(args: argparse.Namespace):
         dataset = interaction_log.load_interaction_log(args.data, args.items, args.history_length,
                                                        tuple(filter(None, args.context_features.split(","))))
         return dataset, pathlib.Path(args.data).name.split(".")[0]
+    if args.dataset == movielens.ML_1M:
+        return movielens.load_movielens_1m(history_length=args.history_length), movielens.ML_1M
     return movielens.load_movielens_100k(history_length=args.history_length), movielens.ML_100K
 
 
@@ -111,6 +113,8 @@ def serving_directory(args: argparse.Namespace) -> str:
 
 def check_training_flags(args: argparse.Namespace) -> str | None:
     """The first error among the numeric flags (checked before any work), else None."""
+    if args.targets_per_user < 0:
+        return f"--targets-per-user must be >= 0 (0: every event), got {args.targets_per_user}"
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size),
                         ("--token-dim", args.token_dim), ("--history-length", args.history_length)):
         if value < 1:
@@ -143,7 +147,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--items", help="optional item table CSV (item_id, category) joined into the log")
     parser.add_argument("--context-features", default="",
                         help="comma-separated event features known at request time (with --data)")
+    parser.add_argument("--dataset", default=movielens.ML_100K, choices=[movielens.ML_100K, movielens.ML_1M],
+                        help="the built-in dataset when no --data is given (MovieLens-100K or -1M)")
     parser.add_argument("--history-length", type=int, default=defaults.history_length)
+    parser.add_argument("--targets-per-user", type=int, default=defaults.targets_per_user,
+                        help="rank at most this many of each user's events (a seeded draw; 0: every event)")
     parser.add_argument("--encoder", default=defaults.encoder)
     parser.add_argument("--iat-scheme", default=defaults.iat_scheme, choices=["temporal_order", "user_order"],
                         help="IAT source-model scheme (with --encoder iat or hisac_iat)")
@@ -231,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     data_dir, schema = prepare_log(args, args.pipeline_root, loaded)
     config = configs.PipelineConfig(
         data_dir=data_dir, event_features=tuple(schema.event_features), context_features=schema.context_features,
-        history_length=args.history_length, encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
+        history_length=args.history_length, targets_per_user=args.targets_per_user, encoder=args.encoder,
+        epochs=args.epochs, batch_size=args.batch_size,
         strategy=args.strategy, iat_scheme=args.iat_scheme, token_dim=args.token_dim, codebook_levels=levels,
         fanouts=fanouts, min_eval_auc=args.min_eval_auc, min_eval_gauc=args.min_eval_gauc,
         baseline_encoder=None if args.baseline_encoder in ("none", args.encoder) else args.baseline_encoder,

@@ -42,6 +42,7 @@ def HistoryExampleGen(
     codebook: tfx.dsl.components.InputArtifact[SemanticCodebook] = None,
     context_features: tfx.dsl.components.Parameter[str] = "",
     event_features: tfx.dsl.components.Parameter[str] = "",
+    targets_per_user: tfx.dsl.components.Parameter[int] = 0,
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Builds history examples of length ``history_length``; the last ``eval_fraction`` of time is eval.
@@ -82,7 +83,8 @@ def HistoryExampleGen(
                       | "ParseTokens" >> beam.Map(token_beam.parse_token_record))
             events = {"events": events, "tokens": tokens}
         outputs = events | "BuildHistories" >> history_beam.BuildHistoryExamples(
-            build_schema, eval_fraction, attach_tokens=token_beam.attach_user_tokens if token_dim else None)
+            build_schema, eval_fraction, attach_tokens=token_beam.attach_user_tokens if token_dim else None,
+            targets_per_user=targets_per_user)
         for split in history.SPLITS:
             _ = outputs[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
                 os.path.join(history_examples.uri, f"Split-{split}", "data_tfrecord"),

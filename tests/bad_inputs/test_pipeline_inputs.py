@@ -37,6 +37,7 @@ CASES = [
     ("model_name_empty", ["--model-name", ""], {}, "--model-name '' must be one name"),
     ("model_name_dot_dot", ["--model-name", ".."], {}, "--model-name '..' must be one name"),
     ("batch_size_zero", ["--batch-size", "0"], {}, "--batch-size must be a positive integer, got 0"),
+    ("targets_per_user_negative", ["--targets-per-user", "-2"], {}, "--targets-per-user must be >= 0"),
     ("epochs_negative", ["--epochs", "-1"], {}, "--epochs must be a positive integer, got -1"),
     ("token_dim_zero", ["--encoder", "iat", "--token-dim", "0"], {}, "--token-dim must be a positive integer"),
     ("min_eval_auc_nan", ["--min-eval-auc", "nan"], {}, "--min-eval-auc must be a finite number, got nan"),

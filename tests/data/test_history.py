@@ -226,3 +226,23 @@ def test_a_request_search_history_is_the_search_window_of_a_target_at_that_time(
         for name, values in built.items():
             if name != F.USER_ID:
                 np.testing.assert_array_equal(values, windows[name][position], err_msg=name)
+
+
+def test_the_beam_job_can_rank_a_seeded_sample_of_each_users_events():
+    from tfrs_seqcompress.data import synthetic
+    world = synthetic.generate(synthetic.SyntheticConfig(num_users=6, mean_history=40, seed=1, history_length=5))
+    log, schema = world.dataset.log, world.dataset.schema
+    everything = history.build_history_examples(log, schema)
+    expected = []
+    for user in np.unique(log[F.USER_ID]):
+        rows = np.flatnonzero(everything[F.USER_ID] == user)
+        expected += [rows[i] for i in history_beam.sampled_targets(user, len(rows), 4)]
+    decoded = [helpers.decoded_example(e) for e in F.to_tf_examples(history.select(everything, np.array(expected)))]
+    with beam.Pipeline() as pipeline:
+        outputs = (pipeline | beam.Create(helpers.log_events(log))
+                   | history_beam.BuildHistoryExamples(schema, 0.2, targets_per_user=4))
+        both = (outputs["train"], outputs["eval"]) | beam.Flatten() | beam.Map(helpers.decoded_example)
+        assert_that(both, equal_to(decoded))
+    assert len(decoded) == 4 * len(np.unique(log[F.USER_ID]))  # every user here has more than 4 events
+    assert list(history_beam.sampled_targets(3, 10, 4)) == list(history_beam.sampled_targets(3, 10, 4))
+    assert list(history_beam.sampled_targets(3, 3, 4)) == [0, 1, 2]

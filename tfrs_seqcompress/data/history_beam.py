@@ -46,8 +46,17 @@ def parse_log_example(serialized: bytes, columns: tuple[str, ...]) -> dict[str, 
     return event
 
 
+def sampled_targets(user: int, count: int, per_user: int | None, seed: int = 0) -> np.ndarray:
+    """Which of a user's ``count`` events (in target-time order) are ranking targets: all of them,
+    or ``per_user`` drawn uniformly, seeded by (seed, user) so every run draws the same ones."""
+    if not per_user or count <= per_user:
+        return np.arange(count)
+    return np.sort(np.random.default_rng([seed, int(user)]).choice(count, per_user, replace=False))
+
+
 def _user_examples(grouped: tuple[int, Iterable[Mapping[str, int]], Iterable[tuple]], schema: F.DataSchema,
-                   columns: tuple[str, ...], attach_tokens=None) -> Iterable[tuple[int, bytes]]:
+                   columns: tuple[str, ...], attach_tokens=None, targets_per_user: int | None = None,
+                   seed: int = 0) -> Iterable[tuple[int, bytes]]:
     user, events, tokens = grouped
     events = list(events)
     if not events:
@@ -55,6 +64,8 @@ def _user_examples(grouped: tuple[int, Iterable[Mapping[str, int]], Iterable[tup
     log = {name: np.array([event[name] for event in events], dtype=np.int64) for name in columns}
     F.validate_log(log, event_features=tuple(schema.event_features))
     examples = history.user_history_examples(log, schema)
+    rows = sampled_targets(user, len(examples[F.USER_ID]), targets_per_user, seed)
+    examples = {name: values[rows] for name, values in examples.items()}
     if schema.token_dim:
         examples = attach_tokens(user, examples, list(tokens), schema.token_dim, schema.token_version)
     for timestamp, serialized in zip(examples[F.TIMESTAMP], F.to_tf_examples(examples)):
@@ -98,14 +109,22 @@ class BuildHistoryExamples(beam.PTransform):
       eval_fraction: the last fraction of the time range whose targets go to ``"eval"``.
       attach_tokens: ``(user, examples, token_records, token_dim, token_version) -> examples``,
         needed when ``schema.token_dim > 0``.
+      targets_per_user: rank at most this many of each user's events (``sampled_targets``; the
+        same draw in every run and in both splits' periods); None or 0 ranks every event. Each
+        target's history is still every earlier event (the last L).
+      seed: of that draw.
     """
 
-    def __init__(self, schema: F.DataSchema, eval_fraction: float, attach_tokens=None):
+    def __init__(self, schema: F.DataSchema, eval_fraction: float, attach_tokens=None,
+                 targets_per_user: int | None = None, seed: int = 0):
         super().__init__()
         history.check_eval_fraction(eval_fraction)
         if schema.token_dim and attach_tokens is None:
             raise ValueError("schema.token_dim > 0: pass attach_tokens (iat.token_beam.attach_user_tokens).")
         self._attach_tokens = attach_tokens
+        if targets_per_user is not None and targets_per_user < 0:
+            raise ValueError(f"targets_per_user must be >= 0 (0: every event), got {targets_per_user}.")
+        self._targets_per_user, self._seed = targets_per_user, seed
         self._schema = schema
         self._eval_fraction = eval_fraction
         self._columns = F.LOG_COLUMNS + tuple(schema.event_features)
@@ -128,7 +147,7 @@ class BuildHistoryExamples(beam.PTransform):
             grouped = ({"events": keyed, "tokens": tokens} | "GroupByUser" >> beam.CoGroupByKey()
                        | "Unpack" >> beam.Map(lambda kv: (kv[0], kv[1]["events"], kv[1]["tokens"])))
         examples = grouped | "BuildPerUser" >> beam.FlatMap(_user_examples, self._schema, self._columns,
-                                                            self._attach_tokens)
+                                                            self._attach_tokens, self._targets_per_user, self._seed)
         eval_fraction = self._eval_fraction
 
         def which_split(timestamped, num_partitions, min_ts, max_ts):
