@@ -138,7 +138,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     if config.writes_agents:
         after_push.append(AgentWriter(pushed_model=pusher.outputs["pushed_model"],
                                       log_examples=example_gen.outputs["examples"],
-                                      schema=history_gen.outputs["schema"]))
+                                      schema=history_gen.outputs["schema"],
+                                      instance_tokens=tokens.get("instance_tokens")))
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
         components=components + [history_gen, trainer, *validation, pusher, *after_push], enable_cache=True,

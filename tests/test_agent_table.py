@@ -71,3 +71,11 @@ def test_the_client_builds_requests_from_the_table_file(served, tmp_path):
         helpers.decoded_example(e) for e in serving_client.agent_examples(table[5], 5, candidates, schema)]
     with pytest.raises(KeyError, match="User 999 has no agents"):
         serving_client.agent_examples_from_table(str(path), 999, candidates, schema, model_version=17)
+
+
+def test_a_schema_with_tokens_needs_the_token_store(served):
+    import dataclasses
+    world, _, export_dir = served
+    schema = dataclasses.replace(world.dataset.schema, token_dim=4, token_version="v1")
+    with pytest.raises(ValueError, match="carry 4-dim IAT tokens .* pass token_store="):
+        agent_table.compute_agent_table(export_dir, world.dataset.log, schema)

@@ -59,19 +59,30 @@ def latest_histories(events: Mapping[str, np.ndarray], schema: F.DataSchema,
 
 
 def compute_agent_table(model_dir: str, events: Mapping[str, np.ndarray], schema: F.DataSchema,
-                        as_of: int | None = None, batch_size: int = 256) -> dict[int, dict[str, np.ndarray]]:
+                        as_of: int | None = None, batch_size: int = 256,
+                        token_store=None) -> dict[int, dict[str, np.ndarray]]:
     """``user_id -> {agent_vectors [K, A], agent_mask [K], agent_weights [K]}`` from the served
     SavedModel's ``compute_agents`` signature, over every user's ``latest_histories``.
 
+    A model over IAT tokens (``schema.token_dim > 0``, e.g. ``hisac_iat``) also needs each
+    history's tokens: pass the run's ``iat.TokenStore`` (of ``schema.token_version``).
+
     Raises:
-      ValueError: the SavedModel has no ``compute_agents`` signature (not an agent model).
+      ValueError: the SavedModel has no ``compute_agents`` signature (not an agent model), or the
+        schema has tokens and no ``token_store`` was given.
+      TokenVersionError: the token store is of another version than the schema's.
     """
+    if schema.token_dim and token_store is None:
+        raise ValueError(f"The schema's histories carry {schema.token_dim}-dim IAT tokens (version "
+                         f"{schema.token_version!r}): pass token_store= (the run's iat.TokenStore).")
     loaded = tf.saved_model.load(model_dir)
     if serving.COMPUTE_AGENTS_SIGNATURE not in loaded.signatures:
         raise ValueError(f"{model_dir} has no {serving.COMPUTE_AGENTS_SIGNATURE!r} signature (signatures: "
                          f"{sorted(loaded.signatures)}): only agent models (HiSAC, global clusters) have agents.")
     compute = loaded.signatures[serving.COMPUTE_AGENTS_SIGNATURE]
     columns = latest_histories(events, schema, as_of)
+    if schema.token_dim:
+        columns = token_store.attach(columns, expected_version=schema.token_version)
     table = {}
     for begin in range(0, len(columns[F.USER_ID]), batch_size):
         batch = {name: values[begin:begin + batch_size] for name, values in columns.items()}

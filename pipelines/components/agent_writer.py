@@ -13,9 +13,10 @@ from absl import logging
 from tfx import v1 as tfx
 
 from pipelines.components import data_schema_io, log_io
-from pipelines.components.artifacts import AgentTable
+from pipelines.components.artifacts import AgentTable, InstanceTokens
 from tfrs_seqcompress import agent_table
 from tfrs_seqcompress import features as F
+from tfrs_seqcompress.iat import token_beam
 
 TABLE_FILE = "agents.tfrecord"
 
@@ -26,8 +27,12 @@ def AgentWriter(
     log_examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
     agents: tfx.dsl.components.OutputArtifact[AgentTable],
+    instance_tokens: tfx.dsl.components.InputArtifact[InstanceTokens] = None,
 ) -> None:
-    """Writes ``agents.tfrecord`` for the pushed version (nothing when the model was not pushed)."""
+    """Writes ``agents.tfrecord`` for the pushed version (nothing when the model was not pushed).
+
+    With ``instance_tokens`` (an encoder over IAT tokens) each history also carries its tokens,
+    read from the run's token files at the schema's token version."""
     if not pushed_model.get_int_custom_property("pushed"):
         logging.info("AgentWriter: the model was not pushed; no agents computed.")
         agents.set_int_custom_property("written", 0)
@@ -36,7 +41,10 @@ def AgentWriter(
     version = int(pushed_model.get_string_custom_property("pushed_version"))
     data_schema = data_schema_io.read_schema(schema.uri)
     log = log_io.read_log_columns(log_examples, F.LOG_COLUMNS + tuple(data_schema.event_features))
-    table = agent_table.compute_agent_table(model_dir, log, data_schema)
+    store = None
+    if instance_tokens is not None:
+        store = token_beam.read_token_store(instance_tokens.uri, expected_version=data_schema.token_version)
+    table = agent_table.compute_agent_table(model_dir, log, data_schema, token_store=store)
     agent_table.write_agent_table(os.path.join(agents.uri, TABLE_FILE), table, model_version=version)
     logging.info("AgentWriter: agents of %d users for model version %d", len(table), version)
     agents.set_int_custom_property("written", 1)
