@@ -70,6 +70,24 @@ def artifacts(tmp_path: pathlib.Path, type_name: str) -> list:
     return metadata_store(tmp_path).get_artifacts_by_type(type_name)
 
 
+def single_artifact(tmp_path: pathlib.Path, type_name: str):
+    """The run's one artefact of a type (the test fails if there are several or none)."""
+    found = artifacts(tmp_path, type_name)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def eval_records(tmp_path: pathlib.Path, count: int = 1) -> list[bytes]:
+    """The first ``count`` serialized evaluation examples HistoryExampleGen wrote."""
+    import tensorflow as tf
+
+    from tfrs_seqcompress.data import tf_data
+
+    examples_dir = next((tmp_path / "root").glob("HistoryExampleGen/history_examples/*"))
+    files = tf.io.gfile.glob(tf_data.split_file_pattern(str(examples_dir), "eval"))
+    return [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)]
+
+
 def tree_digest(directory: pathlib.Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(directory.rglob("*")):

@@ -1,55 +1,103 @@
-"""End to end with HiSAC over IAT tokens: InstanceCompressor and CodebookFitter both feed
-HistoryExampleGen; the Trainer builds the composed encoder; the pushed model holds both versions,
-serves in-graph and with precomputed agents, and refuses tokens of another source model."""
+"""End to end over IAT tokens, with HiSAC on top (``hisac_iat``): InstanceCompressor and
+CodebookFitter both feed HistoryExampleGen; the Trainer builds the composed encoder; the pushed
+model holds both versions, serves in-graph and with precomputed agents, refuses missing or stale
+tokens, and the AgentWriter computes every user's agents with the user's tokens.
+
+One run covers the token path of both token encoders: ``iat`` differs from ``hisac_iat`` only in
+the encoder the Trainer builds, which the layer and export tests cover."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from pipelines.components import data_schema_io
 from tests.e2e import runs
-from tests.e2e.test_pipeline_hisac import _eval_record
-from tests.e2e.test_pipeline_iat import _artifact
+from tfrs_seqcompress import agent_table
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import serving
+from tfrs_seqcompress import serving, serving_client
+from tfrs_seqcompress.iat import token_beam
+
+TOKEN_DIM = 4
 
 
 @pytest.fixture(scope="module")
 def composed_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("composed_pipeline")
     result = runs.run_pipeline(tmp_path, runs.write_small_log(tmp_path), "--encoder", "hisac_iat",
-                               "--codebook-levels", "4,3", "--fanouts", "2,2", "--token-dim", "4")
+                               "--codebook-levels", "4,3", "--fanouts", "2,2", "--token-dim", str(TOKEN_DIM),
+                               "--iat-scheme", "user_order")
     assert result.returncode == 0, result.stderr[-5000:]
     return tmp_path, result
 
 
-def test_both_compression_steps_ran_and_the_schema_records_both_versions(composed_run):
-    tmp_path, result = composed_run
+def test_tokens_are_versioned_and_trained_on_the_training_period_only(composed_run):
+    tmp_path, _ = composed_run
     states = runs.newest_execution_states(tmp_path)
-    for component in ("InstanceCompressor", "CodebookFitter", "HistoryExampleGen", "Trainer"):
+    for component in ("InstanceCompressor", "CodebookFitter", "HistoryExampleGen", "Trainer", "AgentWriter"):
         assert states[component] == "COMPLETE", states
-    schema = _artifact(tmp_path, "Schema")
-    assert schema.custom_properties["token_version"].string_value == _artifact(
-        tmp_path, "tfrs_seqcompress.InstanceTokens").custom_properties["version"].string_value
-    assert schema.custom_properties["codebook_version"].string_value == _artifact(
+    tokens = runs.single_artifact(tmp_path, "tfrs_seqcompress.InstanceTokens")
+    version = tokens.custom_properties["version"].string_value
+    assert version == token_beam.read_token_metadata(tokens.uri)["version"]
+    assert tokens.custom_properties["scheme"].string_value == "user_order"
+    cutoff = tokens.custom_properties["cutoff"].int_value
+    store = token_beam.read_token_store(tokens.uri, expected_version=version)
+    assert store.token_dim == TOKEN_DIM
+    trained_on = tokens.custom_properties["train_events"].int_value
+    assert trained_on == int((store.timestamp < cutoff).sum()) < len(store.timestamp)
+    schema = runs.single_artifact(tmp_path, "Schema")
+    assert schema.custom_properties["token_version"].string_value == version
+    assert data_schema_io.read_schema(schema.uri).token_version == version  # what the Trainer builds from
+    assert schema.custom_properties["codebook_version"].string_value == runs.single_artifact(
         tmp_path, "tfrs_seqcompress.SemanticCodebook").custom_properties["version"].string_value
 
 
-def test_pushed_model_serves_with_agents_and_refuses_other_tokens(composed_run):
+def test_pushed_model_serves_in_graph_and_with_agents_and_refuses_missing_or_stale_tokens(composed_run):
     tmp_path, result = composed_run
     version_dir = next((tmp_path / "saved_models" / "ranker").iterdir())
     assert f"pushed model: {version_dir}" in result.stdout
     loaded = tf.saved_model.load(str(version_dir))
-    record = _eval_record(tmp_path)
-    assert len(tf.train.Example.FromString(record).features.feature[F.HISTORY_TOKEN].float_list.value) == 10 * 4
-    in_graph = loaded.signatures["serving_default"](examples=tf.constant([record]))["score"].numpy()
-    agents = loaded.signatures[serving.COMPUTE_AGENTS_SIGNATURE](examples=tf.constant([record]))
-    example = tf.train.Example.FromString(record)
+    records = runs.eval_records(tmp_path, 32)
+    assert len(tf.train.Example.FromString(records[-1]).features.feature[F.HISTORY_TOKEN].float_list.value) == (
+        10 * TOKEN_DIM)
+    in_graph = loaded.signatures["serving_default"](examples=tf.constant(records))["score"].numpy()
+    assert in_graph.shape == (len(records),) and np.all((in_graph > 0) & (in_graph < 1))
+    agents = loaded.signatures[serving.COMPUTE_AGENTS_SIGNATURE](examples=tf.constant(records[:1]))
+    example = tf.train.Example.FromString(records[0])
     for name in (F.AGENT_VECTORS, F.AGENT_WEIGHTS):
         example.features.feature[name].float_list.value[:] = agents[name].numpy().ravel().tolist()
     example.features.feature[F.AGENT_MASK].int64_list.value[:] = agents[F.AGENT_MASK].numpy().ravel().tolist()
     served = loaded.signatures[serving.SCORE_WITH_AGENTS_SIGNATURE](
         examples=tf.constant([example.SerializeToString()]))["score"].numpy()
-    np.testing.assert_allclose(served, in_graph, rtol=1e-5, atol=1e-6)
-    other = tf.train.Example.FromString(record)
-    other.features.feature[F.TOKEN_VERSION].int64_list.value[:] = [F.token_version_id("another source model")]
+    np.testing.assert_allclose(served, in_graph[:1], rtol=1e-5, atol=1e-6)
+
+    stripped = tf.train.Example.FromString(records[0])
+    del stripped.features.feature[F.HISTORY_TOKEN]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="hist_token"):
+        loaded.signatures["serving_default"](examples=tf.constant([stripped.SerializeToString()]))
+    stale = tf.train.Example.FromString(records[0])
+    stale.features.feature[F.TOKEN_VERSION].int64_list.value[:] = [F.token_version_id("another source model")]
     with pytest.raises(tf.errors.InvalidArgumentError, match="comes from another source model"):
-        loaded.signatures["serving_default"](examples=tf.constant([other.SerializeToString()]))
+        loaded.signatures["serving_default"](examples=tf.constant([stale.SerializeToString()]))
+
+
+def test_the_agent_table_serves_like_the_in_graph_model_over_the_users_events_and_tokens(composed_run):
+    tmp_path, _ = composed_run
+    table = runs.single_artifact(tmp_path, "tfrs_seqcompress.AgentTable")
+    version = table.custom_properties["model_version"].int_value
+    data_schema = data_schema_io.read_schema(runs.single_artifact(tmp_path, "Schema").uri)
+    log = runs.small_log()
+    table_path = f"{table.uri}/agents.tfrecord"
+    assert sorted(agent_table.read_agent_table(table_path, expected_version=version)) == sorted(
+        np.unique(log[F.USER_ID]).tolist())  # every user of the log
+    store = token_beam.read_token_store(runs.single_artifact(tmp_path, "tfrs_seqcompress.InstanceTokens").uri)
+    tokens = np.empty_like(store.tokens)  # the store's tokens in the log's event order
+    tokens[np.lexsort((log[F.ITEM_ID], log[F.TIMESTAMP], log[F.USER_ID]))] = store.tokens
+    loaded = tf.saved_model.load(str(tmp_path / "saved_models" / "ranker" / str(version)))
+    as_of = int(log[F.TIMESTAMP].max()) + 1
+    candidates = {F.ITEM_ID: np.array([1, 2, 3]), F.CATEGORY: np.array([1, 1, 2]), F.TIMESTAMP: np.full(3, as_of),
+                  **{name: np.ones(3, np.int64) for name in data_schema.context_features}}
+    for user in np.unique(log[F.USER_ID])[:3].tolist():
+        from_table = loaded.signatures[serving.SCORE_WITH_AGENTS_SIGNATURE](examples=tf.constant(
+            serving_client.agent_examples_from_table(table_path, user, candidates, data_schema, version)))
+        in_graph = loaded.signatures[serving.SIGNATURE_NAME](examples=tf.constant(serving_client.examples_from_events(
+            log, user, candidates, data_schema, event_arrays={"token": tokens})))
+        np.testing.assert_allclose(from_table["score"].numpy(), in_graph["score"].numpy(), rtol=1e-5, atol=1e-6)

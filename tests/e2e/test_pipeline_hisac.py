@@ -10,10 +10,8 @@ import tensorflow as tf
 
 from pipelines.components import semantic_io
 from tests.e2e import runs
-from tests.e2e.test_pipeline_iat import _artifact
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import serving
-from tfrs_seqcompress.data import tf_data
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +25,14 @@ def hisac_run(tmp_path_factory):
 HISAC_ARGUMENTS = ("--encoder", "hisac", "--codebook-levels", "4,3", "--fanouts", "2,2")
 
 
-def _eval_record(tmp_path) -> bytes:
-    examples_dir = next((tmp_path / "root").glob("HistoryExampleGen/history_examples/*"))
-    files = tf.io.gfile.glob(tf_data.split_file_pattern(str(examples_dir), "eval"))
-    return next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP"))).numpy()
-
-
 def test_codebook_is_fitted_on_the_training_period_and_versioned(hisac_run):
     tmp_path, result = hisac_run
-    codebook = _artifact(tmp_path, "tfrs_seqcompress.SemanticCodebook")
+    codebook = runs.single_artifact(tmp_path, "tfrs_seqcompress.SemanticCodebook")
     version = codebook.custom_properties["version"].string_value
     fitted, vectors = semantic_io.load_semantic_tables(codebook.uri, expected_version=version)
     assert fitted.level_sizes == (4, 3) and len(json.loads(codebook.custom_properties["used_codes"].string_value)) == 2
     assert 0 < codebook.custom_properties["train_events"].int_value
-    schema = _artifact(tmp_path, "Schema")
+    schema = runs.single_artifact(tmp_path, "Schema")
     assert schema.custom_properties["codebook_version"].string_value == version
     examples_dir = next((tmp_path / "root").glob("HistoryExampleGen/history_examples/*"))
     copied, copied_vectors = semantic_io.load_semantic_tables(str(examples_dir / semantic_io.SEMANTIC_DIR), version)
@@ -54,7 +46,7 @@ def test_pushed_hisac_model_serves_in_graph_and_with_precomputed_agents(hisac_ru
     assert f"pushed model: {version_dir}" in result.stdout
     loaded = tf.saved_model.load(str(version_dir))
     assert {serving.COMPUTE_AGENTS_SIGNATURE, serving.SCORE_WITH_AGENTS_SIGNATURE} <= set(loaded.signatures)
-    record = _eval_record(tmp_path)
+    record = runs.eval_records(tmp_path)[0]
     in_graph = loaded.signatures["serving_default"](examples=tf.constant([record]))["score"].numpy()
     agents = loaded.signatures[serving.COMPUTE_AGENTS_SIGNATURE](examples=tf.constant([record]))
     example = tf.train.Example.FromString(record)
@@ -75,10 +67,10 @@ def test_the_pushed_versions_agents_are_written_and_serve_like_the_whole_history
 
     tmp_path, _ = hisac_run
     version_dir = next((tmp_path / "saved_models" / "ranker").iterdir())
-    table = _artifact(tmp_path, "tfrs_seqcompress.AgentTable")
+    table = runs.single_artifact(tmp_path, "tfrs_seqcompress.AgentTable")
     assert table.custom_properties["written"].int_value == 1
     assert table.custom_properties["model_version"].int_value == int(version_dir.name)
-    schema = data_schema_io.read_schema(_artifact(tmp_path, "Schema").uri)
+    schema = data_schema_io.read_schema(runs.single_artifact(tmp_path, "Schema").uri)
     log = runs.small_log()
     assert table.custom_properties["users"].int_value == len(np.unique(log[F.USER_ID]))
     user, items = int(log[F.USER_ID][0]), np.array([1, 2, 3])
@@ -99,9 +91,9 @@ def test_the_pushed_versions_agents_are_written_and_serve_like_the_whole_history
 def test_refresh_pushes_a_new_version_with_the_new_codebook_and_leaves_the_served_one_alone(hisac_run):
     tmp_path, _ = hisac_run
     served = next((tmp_path / "saved_models" / "ranker").iterdir())
-    digest, record = runs.tree_digest(served), _eval_record(tmp_path)
+    digest, record = runs.tree_digest(served), runs.eval_records(tmp_path)[0]
     scores = tf.saved_model.load(str(served)).signatures["serving_default"](examples=tf.constant([record]))["score"]
-    old_version = _artifact(tmp_path, "tfrs_seqcompress.SemanticCodebook").custom_properties["version"].string_value
+    old_version = runs.single_artifact(tmp_path, "tfrs_seqcompress.SemanticCodebook").custom_properties["version"].string_value
 
     result = runs.run_pipeline(tmp_path, runs.write_newer_log(tmp_path), *HISAC_ARGUMENTS)
     assert result.returncode == 0, result.stderr[-5000:]
