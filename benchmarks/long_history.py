@@ -57,6 +57,7 @@ from tfrs_seqcompress.layers import hisac
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 RESULT_FILE = "long_history.json"
+RUNS_FILE = "long_history.runs.jsonl"   # every finished training run, so an interrupted block resumes
 SEEDS = (0, 1, 2)
 VALIDATION_FRACTION, TEST_FRACTION = 0.1, 0.2
 
@@ -155,6 +156,7 @@ class Data:
     item_vectors: np.ndarray     # frozen semantic vectors [num_items, dim]
     long_tail: np.ndarray | None  # [num_events] bool, targets from a planted rare interest (synthetic)
     sizes: dict
+    analysis: dict = dataclasses.field(default_factory=dict)  # what the data offers (repeat_evidence)
 
 
 def time_splits(index: history.HistoryIndex, rows: np.ndarray) -> dict:
@@ -196,7 +198,24 @@ def load_block(block: Block) -> Data:
              "targets_with_history_beyond_L": float(np.mean(lengths > block.history_length)),
              "build_seconds": time.perf_counter() - started}
     return Data(block, dataset.schema, index, splits, validation_from, semantic.content_vectors(dataset),
-                long_tail, sizes)
+                long_tail, sizes, repeat_evidence(index, splits["test"], block.history_length))
+
+
+def repeat_evidence(index: history.HistoryIndex, rows: np.ndarray, history_length: int) -> dict:
+    """How much of the test set a lookup of the target item itself in the last L events decides:
+    the share of targets whose item is in their window, and the test AUC of one feature, that
+    item's smoothed past click rate in the window ((clicks + 1) / (views + 2); 0.5 when absent).
+    Item-level evidence that attention over raw events (DIN, SIM) reads directly and that
+    compressed agents average over the item's semantic neighbours."""
+    items, labels = index.events[F.ITEM_ID], index.events[F.LABEL]
+    present, rate = np.zeros(len(rows), bool), np.full(len(rows), 0.5)
+    for number, row in enumerate(rows):
+        window = slice(max(index.first[row], index.start[row] - history_length), index.start[row])
+        same = items[window] == items[row]
+        present[number] = same.any()
+        rate[number] = (labels[window][same].sum() + 1) / (same.sum() + 2)
+    return {"test_targets_with_item_in_window": float(present.mean()),
+            "item_click_rate_test_auc": float(metrics.roc_auc(labels[rows], rate))}
 
 
 def bayes_auc(world: synthetic.SyntheticWorld, index: history.HistoryIndex, rows: np.ndarray) -> float:
@@ -329,13 +348,42 @@ def _jsonable(setting: dict) -> dict:
     return {key: list(value) if isinstance(value, tuple) else value for key, value in setting.items()}
 
 
-def run_row(data: Data, name: str, seeds: tuple[int, ...], log) -> dict:
+class RunCheckpoint:
+    """Finished runs, one JSON line each, keyed by the block's settings and data sizes, the row's
+    definition, the setting and the seed: a re-started block re-uses them instead of training
+    again (hours at L = 1,000), and a run of other settings or data never matches."""
+
+    def __init__(self, path: pathlib.Path, header: dict):
+        self.path = path
+        self.block = {"settings": header["settings"],
+                      "sizes": {k: v for k, v in header["sizes"].items() if k != "build_seconds"}}
+        self.done = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                entry = json.loads(line)
+                self.done[entry["key"]] = entry["result"]
+
+    def key(self, name: str, setting: dict, seed: int) -> str:
+        row = ROWS[name]
+        return json.dumps([self.block, name, row.encoder, _jsonable(row.fixed), row.tokens, _jsonable(setting), seed],
+                          sort_keys=True)
+
+    def run(self, data: Data, name: str, setting: dict, seed: int) -> dict:
+        key = self.key(name, setting, seed)
+        if key not in self.done:
+            self.done[key] = run_one(data, ROWS[name], setting, seed, ("validation", "test"))
+            with self.path.open("a") as file:
+                file.write(json.dumps({"key": key, "result": self.done[key]}) + "\n")
+        return self.done[key]
+
+
+def run_row(data: Data, name: str, seeds: tuple[int, ...], log, checkpoint: RunCheckpoint) -> dict:
     """Selection on validation (seed ``seeds[0]``), then the chosen setting on test over ``seeds``."""
     row = ROWS[name]
     candidates = settings_of(row, data.block, name)
     selection, runs = [], {}
     for setting in candidates:
-        result = run_one(data, row, setting, seeds[0], ("validation", "test"))
+        result = checkpoint.run(data, name, setting, seeds[0])
         selection.append({"setting": _jsonable(setting), "validation_auc": result["validation_auc"],
                           "validation_gauc": result["validation_gauc"]})
         runs[json.dumps(_jsonable(setting), sort_keys=True)] = result
@@ -346,7 +394,7 @@ def run_row(data: Data, name: str, seeds: tuple[int, ...], log) -> dict:
     chosen = candidates[best]
     seed_runs = [runs[json.dumps(_jsonable(chosen), sort_keys=True)]]
     for seed in seeds[1:]:
-        seed_runs.append(run_one(data, row, chosen, seed, ("validation", "test")))
+        seed_runs.append(checkpoint.run(data, name, chosen, seed))
         log(f"{name} {_jsonable(chosen)} seed {seed}: test AUC {seed_runs[-1]['test_auc']:.4f}")
     return {"encoder": row.encoder, "chosen": _jsonable(chosen), "selection": selection, "seeds": list(seeds),
             "runs": seed_runs, "summary": summarise(seed_runs)}
@@ -437,9 +485,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         header = {"dataset": block.dataset, "variant": block.variant, "history_length": block.history_length,
                   "settings": {**_jsonable(dataclasses.asdict(block)), "validation_fraction": VALIDATION_FRACTION,
                                "test_fraction": TEST_FRACTION},
-                  "sizes": data.sizes, "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+                  "sizes": data.sizes, "analysis": data.analysis, "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+        checkpoint = RunCheckpoint(output / RUNS_FILE, header)
         for name in args.encoders.split(","):
-            write_block(path, {**header, "encoders": {name: run_row(data, name, seeds, log)}})
+            write_block(path, {**header, "encoders": {name: run_row(data, name, seeds, log, checkpoint)}})
         del data
         gc.collect()
     blocks = read_blocks(path)

@@ -48,3 +48,20 @@ def test_rows_of_another_setting_are_not_mixed_into_a_block(smoke_results, tmp_p
     other = {**block, "settings": {**block["settings"], "epochs": 5}}
     with pytest.raises(ValueError, match="made with other settings or data"):
         long_history.write_block(copy, other)
+
+
+def test_an_interrupted_block_resumes_from_its_finished_runs(smoke_results, monkeypatch):
+    before = smoke_results.read_text()
+    runs_file = smoke_results.parent / long_history.RUNS_FILE
+    assert len(runs_file.read_text().splitlines()) == 3  # two settings on validation, then seed 1 of the chosen
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(long_history, "run_one", no_training)
+    long_history.main(["--blocks", "synthetic_smoke_L100", "--encoders", "hisac", "--seeds", "0,1",
+                       "--output-dir", str(smoke_results.parent)])
+    assert json.loads(smoke_results.read_text())[0]["encoders"] == json.loads(before)[0]["encoders"]
+    with pytest.raises(AssertionError, match="trained again"):  # another seed is a new run
+        long_history.main(["--blocks", "synthetic_smoke_L100", "--encoders", "hisac", "--seeds", "0,2",
+                           "--output-dir", str(smoke_results.parent)])
