@@ -400,6 +400,17 @@ def run_row(data: Data, name: str, seeds: tuple[int, ...], log, checkpoint: RunC
             "runs": seed_runs, "summary": summarise(seed_runs)}
 
 
+def block_header(data: Data) -> dict:
+    """The block's fields of the results file, exactly as they read back from JSON (tuples as
+    lists at every depth), so a block written before compares equal with the same block now."""
+    block = data.block
+    header = {"dataset": block.dataset, "variant": block.variant, "history_length": block.history_length,
+              "settings": {**dataclasses.asdict(block), "validation_fraction": VALIDATION_FRACTION,
+                           "test_fraction": TEST_FRACTION},
+              "sizes": data.sizes, "analysis": data.analysis, "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    return json.loads(json.dumps(header))
+
+
 def read_blocks(path: pathlib.Path) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
 
@@ -482,10 +493,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         _SOURCE_MODELS.clear()
         log = lambda message: print(f"[long_history] {block_name}: {message}", flush=True)  # noqa: E731
         log(f"{data.sizes}")
-        header = {"dataset": block.dataset, "variant": block.variant, "history_length": block.history_length,
-                  "settings": {**_jsonable(dataclasses.asdict(block)), "validation_fraction": VALIDATION_FRACTION,
-                               "test_fraction": TEST_FRACTION},
-                  "sizes": data.sizes, "analysis": data.analysis, "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+        header = block_header(data)
         checkpoint = RunCheckpoint(output / RUNS_FILE, header)
         for name in args.encoders.split(","):
             write_block(path, {**header, "encoders": {name: run_row(data, name, seeds, log, checkpoint)}})

@@ -65,3 +65,11 @@ def test_an_interrupted_block_resumes_from_its_finished_runs(smoke_results, monk
     with pytest.raises(AssertionError, match="trained again"):  # another seed is a new run
         long_history.main(["--blocks", "synthetic_smoke_L100", "--encoders", "hisac", "--seeds", "0,2",
                            "--output-dir", str(smoke_results.parent)])
+
+
+def test_a_block_with_a_grid_compares_equal_to_itself_read_back():
+    data = long_history.load_block(long_history.BLOCKS["synthetic_smoke_L100"])
+    with_grid = long_history.dataclasses.replace(data.block, grids={"hisac": {"fanouts": ((16, 8), (32, 8))}})
+    header = long_history.block_header(long_history.dataclasses.replace(data, block=with_grid))
+    assert header["settings"]["grids"] == {"hisac": {"fanouts": [[16, 8], [32, 8]]}}
+    assert header == json.loads(json.dumps(header))
