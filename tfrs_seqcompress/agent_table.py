@@ -86,9 +86,10 @@ def compute_agent_table(model_dir: str, events: Mapping[str, np.ndarray], schema
     table = {}
     for begin in range(0, len(columns[F.USER_ID]), batch_size):
         batch = {name: values[begin:begin + batch_size] for name, values in columns.items()}
-        agents = compute(examples=tf.constant(F.to_tf_examples(batch)))
+        outputs = compute(examples=tf.constant(F.to_tf_examples(batch)))
+        agents = {name: outputs[name].numpy() for name in AGENT_FEATURES}  # once per batch, not per user
         for row, user in enumerate(batch[F.USER_ID]):
-            table[int(user)] = {name: agents[name].numpy()[row] for name in AGENT_FEATURES}
+            table[int(user)] = {name: values[row] for name, values in agents.items()}
     return table
 
 
