@@ -90,7 +90,9 @@ BLOCKS = {
     # The same world with a tenth of the users: what each encoder makes of ~17k training targets.
     "synthetic_base_L1000_small": Block("synthetic", "base_small", 1000, {**_LONG_WORLD, "num_users": 300},
                                         grids=_K_STUDY, note="a tenth of the users of synthetic_base_L1000"),
-    "synthetic_fine_L1000": Block("synthetic", "fine", 1000, {**_LONG_WORLD, **_FINE}),
+    # K = 256 (every leaf of the (32, 8) codebook), the winner of the base world's study on validation.
+    "synthetic_fine_L1000": Block("synthetic", "fine", 1000, {**_LONG_WORLD, **_FINE},
+                                  grids={"hisac": {"fanouts": ((32, 8),)}}),
     "synthetic_distant_L1000": Block("synthetic", "distant", 1000, {**_LONG_WORLD, **_DISTANT}),
     "synthetic_base_L10000": Block("synthetic", "base", 10000, _VERY_LONG_WORLD, 40, batch_size=64, note=_FEWER,
                                    grids=_K_STUDY),
@@ -197,8 +199,11 @@ def load_block(block: Block) -> Data:
              "median_history_of_targets": float(np.median(lengths)),
              "targets_with_history_beyond_L": float(np.mean(lengths > block.history_length)),
              "build_seconds": time.perf_counter() - started}
-    return Data(block, dataset.schema, index, splits, validation_from, semantic.content_vectors(dataset),
+    data = Data(block, dataset.schema, index, splits, validation_from, semantic.content_vectors(dataset),
                 long_tail, sizes, repeat_evidence(index, splits["test"], block.history_length))
+    if world is not None:
+        data.analysis.update(evidence_ceilings(data, world))
+    return data
 
 
 def repeat_evidence(index: history.HistoryIndex, rows: np.ndarray, history_length: int) -> dict:
@@ -216,6 +221,53 @@ def repeat_evidence(index: history.HistoryIndex, rows: np.ndarray, history_lengt
         rate[number] = (labels[window][same].sum() + 1) / (same.sum() + 2)
     return {"test_targets_with_item_in_window": float(present.mean()),
             "item_click_rate_test_auc": float(metrics.roc_auc(labels[rows], rate))}
+
+
+# The grid over which a target's preference posterior is computed (the planted preferences lie well inside).
+_PREFERENCE_GRID = np.linspace(-4.0, 4.0, 161)
+
+
+def posterior_click_probability(world: synthetic.SyntheticWorld, labels: np.ndarray, qualities: np.ndarray,
+                                target_quality: float) -> float:
+    """``P(click)`` of a target under the world's own click model, given the labels and item
+    qualities of the history events that share its interest: the posterior of the user's
+    preference (the planted interest / other mixture as prior) times the click model."""
+    grid = _PREFERENCE_GRID
+    share = (world.config.major_interests + world.config.rare_interests) / world.config.num_subcategories
+    log_prior = np.logaddexp(
+        np.log(share) - (grid - synthetic.INTEREST_PREFERENCE[0]) ** 2 / (2 * synthetic.INTEREST_PREFERENCE[1] ** 2),
+        np.log(1 - share) - (grid - synthetic.OTHER_PREFERENCE[0]) ** 2 / (2 * synthetic.OTHER_PREFERENCE[1] ** 2))
+    clicks = synthetic.click_probability(grid[:, None] + qualities[None, :])
+    log_posterior = log_prior + (labels * np.log(clicks) + (1 - labels) * np.log1p(-clicks)).sum(axis=1)
+    posterior = np.exp(log_posterior - log_posterior.max())
+    return float(posterior @ synthetic.click_probability(grid + target_quality) / posterior.sum())
+
+
+def evidence_ceilings(data: Data, world: synthetic.SyntheticWorld) -> dict:
+    """What the history can tell at best, on the test split: the test AUC of the posterior click
+    probability (``posterior_click_probability``) when a target's evidence is the window's events of
+    its own sub-category (the planted truth: a history-only ceiling, conservative as it ignores how
+    often an interest is shown), of its codebook leaf (what HiSAC's agents can group at best with
+    this block's codebook) and of its category column (SIM-hard's search, without learning more)."""
+    index, rows, length = data.index, data.splits["test"], data.block.history_length
+    items, labels = index.events[F.ITEM_ID], index.events[F.LABEL]
+    quality = world.dataset.items["quality"]
+    codes = fit_codebook(data, data.block.codebook, seed=0).assign(data.item_vectors)
+    leaf = np.zeros(len(codes), np.int64)
+    for level, size in enumerate(data.block.codebook):
+        leaf = leaf * size + codes[:, level]
+    keys = {"subcategory": world.dataset.items["subcategory"], "codebook_leaf": leaf,
+            "category": world.dataset.items[F.CATEGORY]}
+    ceilings = {}
+    for name, key_of_item in keys.items():
+        key, probability = key_of_item[items], np.zeros(len(rows))
+        for number, row in enumerate(rows):
+            window = slice(max(index.first[row], index.start[row] - length), index.start[row])
+            same = key[window] == key[row]
+            probability[number] = posterior_click_probability(
+                world, labels[window][same], quality[items[window][same]], quality[items[row]])
+        ceilings[f"{name}_evidence_test_auc"] = float(metrics.roc_auc(labels[rows], probability))
+    return ceilings
 
 
 def bayes_auc(world: synthetic.SyntheticWorld, index: history.HistoryIndex, rows: np.ndarray) -> float:

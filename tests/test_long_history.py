@@ -73,3 +73,19 @@ def test_a_block_with_a_grid_compares_equal_to_itself_read_back():
     header = long_history.block_header(long_history.dataclasses.replace(data, block=with_grid))
     assert header["settings"]["grids"] == {"hisac": {"fanouts": [[16, 8], [32, 8]]}}
     assert header == json.loads(json.dumps(header))
+
+
+def test_the_evidence_posterior_follows_the_history_labels():
+    world = long_history.synthetic.generate(long_history.synthetic.SyntheticConfig(num_users=5, mean_history=30))
+    nothing = long_history.posterior_click_probability(world, np.zeros(0), np.zeros(0), 0.0)
+    liked = long_history.posterior_click_probability(world, np.ones(8), np.zeros(8), 0.0)
+    disliked = long_history.posterior_click_probability(world, np.zeros(8), np.zeros(8), 0.0)
+    assert disliked < nothing < liked
+    # Eight clicks leave no doubt the user has the interest: its click model at the interest's mean.
+    assert liked == pytest.approx(long_history.synthetic.click_probability(2.0), abs=0.03)
+
+
+def test_a_synthetic_block_reports_what_its_history_can_tell(smoke_results):
+    analysis = json.loads(smoke_results.read_text())[0]["analysis"]
+    for name in ("subcategory", "codebook_leaf", "category"):
+        assert 0.5 < analysis[f"{name}_evidence_test_auc"] <= 1.0

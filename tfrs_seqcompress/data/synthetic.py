@@ -36,6 +36,16 @@ from tfrs_seqcompress.data.interaction_log import InteractionDataset
 EVENT_FEATURES = {"action_type": 4, "dwell": 8, "hour": 24, "device": 4, "price": 10}
 CONTEXT_FEATURES = ("hour", "device", "price")
 _SECONDS_PER_DAY = 86_400
+# The click model: preference ~ N(mean, std) for a user's interests and for everything else;
+# P(click) = sigmoid(preference + quality - CLICK_BIAS).
+INTEREST_PREFERENCE = (2.0, 0.4)
+OTHER_PREFERENCE = (-2.0, 0.4)
+CLICK_BIAS = 0.5
+
+
+def click_probability(liking: np.ndarray) -> np.ndarray:
+    """``P(click)`` of an impression whose ``preference + quality`` is ``liking``."""
+    return 1.0 / (1.0 + np.exp(-(liking - CLICK_BIAS)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +175,7 @@ def _user_events(config, rng, items, majors, rares, preference_row, length):
     item_ids = np.where(source == len(interests), random_items, interest_items)
 
     liking = preference_row[items["subcategory"][item_ids]] + items["quality"][item_ids]
-    labels = (rng.random(length) < 1.0 / (1.0 + np.exp(-(liking - 0.5)))).astype(np.int64)
+    labels = (rng.random(length) < click_probability(liking)).astype(np.int64)
     deeper = rng.random(length) < 1.0 / (1.0 + np.exp(-(liking - 1.5)))
     action_type = np.where(labels == 0, 0, 1 + deeper + (deeper & (rng.random(length) < 0.4)))
     dwell = np.clip(np.round(labels * (2.0 + liking) + rng.normal(scale=0.7, size=length)), 0, 7)
@@ -190,14 +200,14 @@ def generate(config: SyntheticConfig = SyntheticConfig()) -> SyntheticWorld:
     num_interests = config.major_interests + config.rare_interests
     majors = np.zeros((config.num_users + 1, config.major_interests), np.int64)
     rares = np.zeros((config.num_users + 1, config.rare_interests), np.int64)
-    preference = rng.normal(-2.0, 0.4, size=(config.num_users + 1, config.num_subcategories + 1))
+    preference = rng.normal(*OTHER_PREFERENCE, size=(config.num_users + 1, config.num_subcategories + 1))
     lengths = np.clip(rng.lognormal(np.log(config.mean_history), 0.6, size=config.num_users + 1),
                       config.min_history, config.max_history).astype(int)
     parts = []
     for user in range(1, config.num_users + 1):
         interests = rng.choice(np.arange(1, config.num_subcategories + 1), size=num_interests, replace=False)
         majors[user], rares[user] = interests[:config.major_interests], interests[config.major_interests:]
-        preference[user, interests] = rng.normal(2.0, 0.4, size=num_interests)
+        preference[user, interests] = rng.normal(*INTEREST_PREFERENCE, size=num_interests)
         events = _user_events(config, rng, items, majors[user], rares[user], preference[user], lengths[user])
         events[F.USER_ID] = np.full(lengths[user], user, np.int64)
         parts.append(events)
