@@ -227,18 +227,19 @@ def repeat_evidence(index: history.HistoryIndex, rows: np.ndarray, history_lengt
 _PREFERENCE_GRID = np.linspace(-4.0, 4.0, 161)
 
 
-def posterior_click_probability(world: synthetic.SyntheticWorld, labels: np.ndarray, qualities: np.ndarray,
-                                target_quality: float) -> float:
-    """``P(click)`` of a target under the world's own click model, given the labels and item
-    qualities of the history events that share its interest: the posterior of the user's
-    preference (the planted interest / other mixture as prior) times the click model."""
+def posterior_click_probability(world: synthetic.SyntheticWorld, events: dict, target_quality: float) -> float:
+    """``P(click)`` of a target under the world's own model, given the history events that share
+    its interest (``events``: their ``label``, ``action_type``, ``dwell`` and item ``quality``): the
+    posterior of the user's preference (the planted interest / other mixture as the prior) times
+    the click model. Clicks and their depth and dwell, which grow with the liking, are the evidence."""
     grid = _PREFERENCE_GRID
     share = (world.config.major_interests + world.config.rare_interests) / world.config.num_subcategories
     log_prior = np.logaddexp(
         np.log(share) - (grid - synthetic.INTEREST_PREFERENCE[0]) ** 2 / (2 * synthetic.INTEREST_PREFERENCE[1] ** 2),
         np.log(1 - share) - (grid - synthetic.OTHER_PREFERENCE[0]) ** 2 / (2 * synthetic.OTHER_PREFERENCE[1] ** 2))
-    clicks = synthetic.click_probability(grid[:, None] + qualities[None, :])
-    log_posterior = log_prior + (labels * np.log(clicks) + (1 - labels) * np.log1p(-clicks)).sum(axis=1)
+    evidence = synthetic.log_likelihood(grid[:, None] + events["quality"][None, :], events[F.LABEL],
+                                        events["action_type"], events["dwell"])
+    log_posterior = log_prior + evidence.sum(axis=1)
     posterior = np.exp(log_posterior - log_posterior.max())
     return float(posterior @ synthetic.click_probability(grid + target_quality) / posterior.sum())
 
@@ -252,6 +253,8 @@ def evidence_ceilings(data: Data, world: synthetic.SyntheticWorld) -> dict:
     index, rows, length = data.index, data.splits["test"], data.block.history_length
     items, labels = index.events[F.ITEM_ID], index.events[F.LABEL]
     quality = world.dataset.items["quality"]
+    columns = {F.LABEL: labels, "action_type": index.events["action_type"], "dwell": index.events["dwell"],
+               "quality": quality[items]}
     codes = fit_codebook(data, data.block.codebook, seed=0).assign(data.item_vectors)
     leaf = np.zeros(len(codes), np.int64)
     for level, size in enumerate(data.block.codebook):
@@ -262,10 +265,10 @@ def evidence_ceilings(data: Data, world: synthetic.SyntheticWorld) -> dict:
     for name, key_of_item in keys.items():
         key, probability = key_of_item[items], np.zeros(len(rows))
         for number, row in enumerate(rows):
-            window = slice(max(index.first[row], index.start[row] - length), index.start[row])
-            same = key[window] == key[row]
+            window = np.arange(max(index.first[row], index.start[row] - length), index.start[row])
+            same = window[key[window] == key[row]]
             probability[number] = posterior_click_probability(
-                world, labels[window][same], quality[items[window][same]], quality[items[row]])
+                world, {column: values[same] for column, values in columns.items()}, quality[items[row]])
         ceilings[f"{name}_evidence_test_auc"] = float(metrics.roc_auc(labels[rows], probability))
     return ceilings
 

@@ -75,14 +75,21 @@ def test_a_block_with_a_grid_compares_equal_to_itself_read_back():
     assert header == json.loads(json.dumps(header))
 
 
-def test_the_evidence_posterior_follows_the_history_labels():
+def test_the_evidence_posterior_follows_the_history_labels_depth_and_dwell():
     world = long_history.synthetic.generate(long_history.synthetic.SyntheticConfig(num_users=5, mean_history=30))
-    nothing = long_history.posterior_click_probability(world, np.zeros(0), np.zeros(0), 0.0)
-    liked = long_history.posterior_click_probability(world, np.ones(8), np.zeros(8), 0.0)
-    disliked = long_history.posterior_click_probability(world, np.zeros(8), np.zeros(8), 0.0)
+
+    def posterior(labels, action_type, dwell):
+        events = {"label": np.array(labels), "action_type": np.array(action_type), "dwell": np.array(dwell),
+                  "quality": np.zeros(len(labels))}
+        return long_history.posterior_click_probability(world, events, 0.0)
+
+    nothing, disliked = posterior([], [], []), posterior([0] * 8, [0] * 8, [0] * 8)
+    liked = posterior([1] * 8, [2] * 8, [4] * 8)
     assert disliked < nothing < liked
-    # Eight clicks leave no doubt the user has the interest: its click model at the interest's mean.
+    # Eight deep clicks with long dwells leave no doubt the user has the interest.
     assert liked == pytest.approx(long_history.synthetic.click_probability(2.0), abs=0.03)
+    # One click says more about the liking with a long dwell than with a short one.
+    assert posterior([1], [1], [1]) < posterior([1], [1], [5])
 
 
 def test_a_synthetic_block_reports_what_its_history_can_tell(smoke_results):

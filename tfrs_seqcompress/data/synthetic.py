@@ -41,11 +41,34 @@ _SECONDS_PER_DAY = 86_400
 INTEREST_PREFERENCE = (2.0, 0.4)
 OTHER_PREFERENCE = (-2.0, 0.4)
 CLICK_BIAS = 0.5
+# A click goes deeper (cart or buy) with P = sigmoid(liking - DEEPER_BIAS); a click's dwell is
+# round(DWELL_BASE + liking + N(0, DWELL_NOISE)) clipped to [0, MAX_DWELL] (an impression's: the noise alone).
+DEEPER_BIAS, DWELL_BASE, DWELL_NOISE, MAX_DWELL = 1.5, 2.0, 0.7, 7
+
+
+def _sigmoid(values):
+    return 1.0 / (1.0 + np.exp(-values))
 
 
 def click_probability(liking: np.ndarray) -> np.ndarray:
     """``P(click)`` of an impression whose ``preference + quality`` is ``liking``."""
-    return 1.0 / (1.0 + np.exp(-(liking - CLICK_BIAS)))
+    return _sigmoid(liking - CLICK_BIAS)
+
+
+def log_likelihood(liking: np.ndarray, labels: np.ndarray, action_type: np.ndarray, dwell: np.ndarray) -> np.ndarray:
+    """``log P(label, action_type, dwell | liking)`` of events under the world's model (broadcast over
+    ``liking``; the ``hour``, ``device`` and ``price`` of an event do not depend on it)."""
+    from scipy.special import ndtr  # a dependency of the TensorFlow stack; only this analysis needs it
+
+    clicked = labels > 0
+    deeper = _sigmoid(liking - DEEPER_BIAS)
+    centre = np.where(clicked, DWELL_BASE + liking, 0.0)
+    upper = np.where(dwell >= MAX_DWELL, 1.0, ndtr((dwell + 0.5 - centre) / DWELL_NOISE))
+    lower = np.where(dwell <= 0, 0.0, ndtr((dwell - 0.5 - centre) / DWELL_NOISE))
+    tiny = 1e-12
+    return (np.where(clicked, np.log(click_probability(liking) + tiny), np.log1p(-click_probability(liking) + tiny))
+            + np.where(clicked, np.log(np.where(action_type >= 2, deeper, 1.0 - deeper) + tiny), 0.0)
+            + np.log(np.maximum(upper - lower, tiny)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,9 +199,10 @@ def _user_events(config, rng, items, majors, rares, preference_row, length):
 
     liking = preference_row[items["subcategory"][item_ids]] + items["quality"][item_ids]
     labels = (rng.random(length) < click_probability(liking)).astype(np.int64)
-    deeper = rng.random(length) < 1.0 / (1.0 + np.exp(-(liking - 1.5)))
+    deeper = rng.random(length) < _sigmoid(liking - DEEPER_BIAS)
     action_type = np.where(labels == 0, 0, 1 + deeper + (deeper & (rng.random(length) < 0.4)))
-    dwell = np.clip(np.round(labels * (2.0 + liking) + rng.normal(scale=0.7, size=length)), 0, 7)
+    dwell = np.clip(np.round(labels * (DWELL_BASE + liking) + rng.normal(scale=DWELL_NOISE, size=length)), 0,
+                    MAX_DWELL)
     habit_hour = rng.integers(0, 24)
     return {
         F.ITEM_ID: item_ids,
