@@ -12,8 +12,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _TESTS = pathlib.Path(__file__).resolve().parent
 # Paths (relative to tests/) whose tests run the TFX pipeline end to end, compile it, train in
 # several processes or run the examples: a minute or more each.
-SLOW_TESTS = ("e2e/", "faults/test_killed_pipeline.py", "pipelines/test_kubeflow_v2_spec.py",
-              "pipelines/test_distributed_training.py", "test_examples.py", "test_long_history.py")
+SLOW_TESTS = ("e2e/", "faults/test_killed_pipeline.py", "faults/test_determinism.py",
+              "pipelines/test_kubeflow_v2_spec.py", "pipelines/test_distributed_training.py", "test_examples.py",
+              "test_long_history.py")
 
 
 def pytest_configure(config):
