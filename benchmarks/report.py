@@ -217,9 +217,10 @@ def long_history_block(block: dict) -> str:
                   f"rate there, alone, reaches test AUC {block['analysis']['item_click_rate_test_auc']:.4f}")
         if "subcategory_evidence_test_auc" in block["analysis"]:
             analysis = block["analysis"]
-            title += (". What the history can tell at best (the posterior under the world's click model, from the "
-                      "window's events that share the target's planted sub-category / codebook leaf / category "
-                      f"column): test AUC {analysis['subcategory_evidence_test_auc']:.4f} / "
+            title += (". What the history can tell at best (the posterior under the world's own model, from the "
+                      "clicks, click depth and dwell of the window's events that share the target's planted "
+                      "sub-category / codebook leaf / category column): test AUC "
+                      f"{analysis['subcategory_evidence_test_auc']:.4f} / "
                       f"{analysis['codebook_leaf_evidence_test_auc']:.4f} / {analysis['category_evidence_test_auc']:.4f}")
     rows = [[name, _setting(row["chosen"]), _test(row, "auc"), _test(row, "gauc"), _test(row, "auc_long_tail"),
              _test({"summary": {"test_auc": row["summary"]["validation_auc"]}}, "auc"),
