@@ -206,6 +206,11 @@ def load_block(block: Block) -> Data:
     return data
 
 
+def window_of(index: history.HistoryIndex, row: int, history_length: int) -> np.ndarray:
+    """The index rows of target ``row``'s history window: the user's last ``history_length`` events before it."""
+    return np.arange(max(index.first[row], index.start[row] - history_length), index.start[row])
+
+
 def repeat_evidence(index: history.HistoryIndex, rows: np.ndarray, history_length: int) -> dict:
     """How much of the test set a lookup of the target item itself in the last L events decides:
     the share of targets whose item is in their window, and the test AUC of one feature, that
@@ -215,7 +220,7 @@ def repeat_evidence(index: history.HistoryIndex, rows: np.ndarray, history_lengt
     items, labels = index.events[F.ITEM_ID], index.events[F.LABEL]
     present, rate = np.zeros(len(rows), bool), np.full(len(rows), 0.5)
     for number, row in enumerate(rows):
-        window = slice(max(index.first[row], index.start[row] - history_length), index.start[row])
+        window = window_of(index, row, history_length)
         same = items[window] == items[row]
         present[number] = same.any()
         rate[number] = (labels[window][same].sum() + 1) / (same.sum() + 2)
@@ -255,17 +260,14 @@ def evidence_ceilings(data: Data, world: synthetic.SyntheticWorld) -> dict:
     quality = world.dataset.items["quality"]
     columns = {F.LABEL: labels, "action_type": index.events["action_type"], "dwell": index.events["dwell"],
                "quality": quality[items]}
-    codes = fit_codebook(data, data.block.codebook, seed=0).assign(data.item_vectors)
-    leaf = np.zeros(len(codes), np.int64)
-    for level, size in enumerate(data.block.codebook):
-        leaf = leaf * size + codes[:, level]
-    keys = {"subcategory": world.dataset.items["subcategory"], "codebook_leaf": leaf,
-            "category": world.dataset.items[F.CATEGORY]}
+    keys = {"subcategory": world.dataset.items["subcategory"][items],
+            "codebook_leaf": leaf_keys(data, fit_codebook(data, data.block.codebook, seed=0)),
+            "category": world.dataset.items[F.CATEGORY][items]}
     ceilings = {}
-    for name, key_of_item in keys.items():
-        key, probability = key_of_item[items], np.zeros(len(rows))
+    for name, key in keys.items():
+        probability = np.zeros(len(rows))
         for number, row in enumerate(rows):
-            window = np.arange(max(index.first[row], index.start[row] - length), index.start[row])
+            window = window_of(index, row, length)
             same = window[key[window] == key[row]]
             probability[number] = posterior_click_probability(
                 world, {column: values[same] for column, values in columns.items()}, quality[items[row]])
