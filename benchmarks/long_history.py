@@ -90,9 +90,11 @@ BLOCKS = {
     # The same world with a tenth of the users: what each encoder makes of ~17k training targets.
     "synthetic_base_L1000_small": Block("synthetic", "base_small", 1000, {**_LONG_WORLD, "num_users": 300},
                                         grids=_K_STUDY, note="a tenth of the users of synthetic_base_L1000"),
-    # K = 256 (every leaf of the (32, 8) codebook), the winner of the base world's study on validation.
+    # K = 256 (every leaf of the (32, 8) codebook), the winner of the base world's study on validation. The
+    # routing temperature is chosen here too: relative to the level-1 error, 0.25 routes an item 60% to its
+    # own leaf in this world (89% in the base world), 0.05 92%, 0.01 98% (docs/benchmarks.md).
     "synthetic_fine_L1000": Block("synthetic", "fine", 1000, {**_LONG_WORLD, **_FINE},
-                                  grids={"hisac": {"fanouts": ((32, 8),)}}),
+                                  grids={"hisac": {"fanouts": ((32, 8),), "temperature_scale": (0.01, 0.05, 0.25)}}),
     "synthetic_distant_L1000": Block("synthetic", "distant", 1000, {**_LONG_WORLD, **_DISTANT}),
     "synthetic_base_L10000": Block("synthetic", "base", 10000, _VERY_LONG_WORLD, 40, batch_size=64, note=_FEWER,
                                    grids=_K_STUDY),
@@ -405,6 +407,16 @@ def _jsonable(setting: dict) -> dict:
     return {key: list(value) if isinstance(value, tuple) else value for key, value in setting.items()}
 
 
+# Block settings that choose which runs are made, not what one run does: a widened grid re-uses the
+# finished runs and its rows still compare with the block's others.
+_SELECTION_SETTINGS = ("grids", "note")
+
+
+def run_defining(settings: dict) -> dict:
+    """The block settings a training run's result depends on (all but ``_SELECTION_SETTINGS``)."""
+    return {key: value for key, value in settings.items() if key not in _SELECTION_SETTINGS}
+
+
 class RunCheckpoint:
     """Finished runs, one JSON line each, keyed by the block's settings and data sizes, the row's
     definition, the setting and the seed: a re-started block re-uses them instead of training
@@ -412,7 +424,7 @@ class RunCheckpoint:
 
     def __init__(self, path: pathlib.Path, header: dict):
         self.path = path
-        self.block = {"settings": header["settings"],
+        self.block = {"settings": run_defining(header["settings"]),
                       "sizes": {k: v for k, v in header["sizes"].items() if k != "build_seconds"}}
         self.done = {}
         if path.exists():
@@ -478,9 +490,9 @@ def write_block(path: pathlib.Path, block: dict) -> None:
     key = (block["dataset"], block["variant"], block["history_length"])
     for existing in blocks:
         if (existing["dataset"], existing["variant"], existing["history_length"]) == key:
-            same = lambda name: {k: v for k, v in existing[name].items() if k != "build_seconds"} == {  # noqa: E731
-                k: v for k, v in block[name].items() if k != "build_seconds"}
-            if not (same("settings") and same("sizes")):
+            sizes = lambda header: {k: v for k, v in header["sizes"].items() if k != "build_seconds"}  # noqa: E731
+            if not (run_defining(existing["settings"]) == run_defining(block["settings"])
+                    and sizes(existing) == sizes(block)):
                 raise ValueError(f"{path} holds block {key} made with other settings or data; its rows would not "
                                  "compare with these. Move the file aside (or delete the block) first.")
             existing.update({name: value for name, value in block.items() if name != "encoders"})

@@ -96,3 +96,19 @@ def test_a_synthetic_block_reports_what_its_history_can_tell(smoke_results):
     analysis = json.loads(smoke_results.read_text())[0]["analysis"]
     for name in ("subcategory", "codebook_leaf", "category"):
         assert 0.5 < analysis[f"{name}_evidence_test_auc"] <= 1.0
+
+
+def test_a_widened_grid_reuses_the_finished_runs_and_keeps_the_block(smoke_results, monkeypatch):
+    smoke = long_history.BLOCKS["synthetic_smoke_L100"]
+    same_runs = {"hisac": {"fanouts": ((16, 8), (32, 8)), "temperature_scale": (0.25,)}}
+    monkeypatch.setitem(long_history.BLOCKS, "synthetic_smoke_L100",
+                        long_history.dataclasses.replace(smoke, grids=same_runs, note="the same runs"))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(long_history, "run_one", no_training)
+    long_history.main(["--blocks", "synthetic_smoke_L100", "--encoders", "hisac", "--seeds", "0,1",
+                       "--output-dir", str(smoke_results.parent)])
+    (block,) = json.loads(smoke_results.read_text())
+    assert block["settings"]["note"] == "the same runs" and len(block["encoders"]["hisac"]["runs"]) == 2
