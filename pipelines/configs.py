@@ -40,6 +40,8 @@ class PipelineConfig:
         encoder reads instance tokens (``TOKEN_ENCODERS``: ``iat``, ``hisac_iat``).
       codebook_levels, fanouts, semantic_dim, codebook_iterations: HiSAC (``CodebookFitter``),
         used when the encoder reads semantic IDs (``SEMANTIC_ENCODERS``; ``global_clusters`` uses level 1).
+      item_vectors_path: the user's item vectors (CSV ``item_id, v0, ...``) the codebook is fitted
+        on; empty: a two-tower model's item embeddings from the training period.
       min_eval_auc, min_eval_gauc: floors on the candidate's eval AUC and GAUC.
       baseline_encoder: a simple encoder (one of ``BASELINE_ENCODERS``) the candidate must not fall
         behind, trained on the same examples (``BaselineTrainer``); ``None`` skips that comparison.
@@ -72,6 +74,7 @@ class PipelineConfig:
     fanouts: tuple[int, ...] = registry.HISAC_FANOUTS
     semantic_dim: int = 16
     codebook_iterations: int = 20
+    item_vectors_path: str = ""
     strategy: str = "default"
     min_eval_auc: float = 0.55
     min_eval_gauc: float = 0.5

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import math
 import os
 import pathlib
@@ -30,7 +31,7 @@ from absl import logging
 from pipelines import configs
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import registry
-from tfrs_seqcompress.data import interaction_log, movielens
+from tfrs_seqcompress.data import interaction_log, movielens, semantic
 
 
 # The pipeline materialises one example per event carrying its last L events: beyond this, the
@@ -57,6 +58,31 @@ def load_log(args: argparse.Namespace):
     if args.dataset == movielens.ML_1M:
         return movielens.load_movielens_1m(history_length=args.history_length), movielens.ML_1M
     return movielens.load_movielens_100k(history_length=args.history_length), movielens.ML_100K
+
+
+def check_item_vectors(args: argparse.Namespace, num_items: int, first_level: int) -> str | None:
+    """The error of an ``--item-vectors`` file that cannot give the codebook its vectors, else None."""
+    if not registry.ENCODERS[args.encoder].needs_codebook:
+        return (f"--item-vectors feeds the codebook of the encoders that read semantic IDs "
+                f"({', '.join(name for name, spec in registry.ENCODERS.items() if spec.needs_codebook)}); "
+                f"--encoder {args.encoder} does not")
+    vectors, unused = semantic.read_item_vectors(args.item_vectors, num_items)
+    known = len(semantic.known_rows(vectors))
+    if known < first_level:
+        return (f"--item-vectors {args.item_vectors}: {known} of the log's items have a vector, fewer than the "
+                f"codebook's first level ({first_level} codes); {unused['rows_not_in_log']} rows are of items "
+                "the log does not show")
+    return None
+
+
+def stage_item_vectors(path: str, data_dir: str) -> str:
+    """A copy of the item-vector file named by its content's digest beside the staged log: the
+    CodebookFitter's parameter changes exactly when the vectors do (a cached codebook is never stale)."""
+    content = pathlib.Path(path).read_bytes()
+    staged = pathlib.Path(data_dir).parent / f"item_vectors-{hashlib.sha256(content).hexdigest()[:16]}.csv"
+    if not staged.exists():
+        staged.write_bytes(content)
+    return str(staged)
 
 
 def prepare_log(args: argparse.Namespace, pipeline_root: str, loaded=None) -> tuple[str, F.DataSchema]:
@@ -160,6 +186,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--codebook-levels", default=",".join(map(str, defaults.codebook_levels)),
                         help="HiSAC codebook sizes per level (with --encoder hisac or hisac_iat; "
                              "global_clusters uses the first)")
+    parser.add_argument("--item-vectors",
+                        help="your item vectors, a CSV 'item_id, v0, v1, ...' (content or semantic embeddings) the "
+                             "codebook is fitted on (with --encoder hisac, hisac_iat or global_clusters); default: "
+                             "a two-tower model's item embeddings from the training period")
     parser.add_argument("--fanouts", default=",".join(map(str, defaults.fanouts)),
                         help="HiSAC voting fan-out per level: K = their product interest-agents")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
@@ -236,13 +266,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: --codebook-levels {args.codebook_levels}: the first level has more codes ({levels[0]}) than the "
               f"log has items ({items}).", file=sys.stderr)
         return 2
+    try:
+        vectors_error = args.item_vectors and check_item_vectors(args, loaded[0].schema.num_items, levels[0])
+    except (ValueError, FileNotFoundError) as error:
+        vectors_error = str(error)
+    if vectors_error:
+        print(f"ERROR: {vectors_error}", file=sys.stderr)
+        return 2
     data_dir, schema = prepare_log(args, args.pipeline_root, loaded)
     config = configs.PipelineConfig(
         data_dir=data_dir, event_features=tuple(schema.event_features), context_features=schema.context_features,
         history_length=args.history_length, targets_per_user=args.targets_per_user, encoder=args.encoder,
         epochs=args.epochs, batch_size=args.batch_size,
         strategy=args.strategy, iat_scheme=args.iat_scheme, token_dim=args.token_dim, codebook_levels=levels,
-        fanouts=fanouts, min_eval_auc=args.min_eval_auc, min_eval_gauc=args.min_eval_gauc,
+        fanouts=fanouts, item_vectors_path=stage_item_vectors(args.item_vectors, data_dir) if args.item_vectors else "",
+        min_eval_auc=args.min_eval_auc, min_eval_gauc=args.min_eval_gauc,
         baseline_encoder=None if args.baseline_encoder in ("none", args.encoder) else args.baseline_encoder,
         max_drop_vs_blessed=args.max_drop_vs_blessed, max_drop_vs_baseline=args.max_drop_vs_baseline,
         model_name=args.model_name, pipeline_root=args.pipeline_root, metadata_path=args.metadata_path,

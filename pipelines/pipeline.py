@@ -122,7 +122,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         fitter = CodebookFitter(
             log_examples=example_gen.outputs["examples"], level_sizes=",".join(map(str, config.codebook_levels)),
             eval_fraction=config.eval_fraction, semantic_dim=config.semantic_dim,
-            event_features=features["event_features"], iterations=config.codebook_iterations, seed=config.seed)
+            event_features=features["event_features"], iterations=config.codebook_iterations, seed=config.seed,
+            item_vectors_path=config.item_vectors_path)
         components.append(fitter)
         tokens["codebook"] = fitter.outputs["codebook"]
     history_gen = HistoryExampleGen(

@@ -11,10 +11,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _TESTS = pathlib.Path(__file__).resolve().parent
 # Paths (relative to tests/) whose tests run the TFX pipeline end to end, compile it, train in
-# several processes or run the examples: a minute or more each.
+# several processes, start Beam's multi-process and portable runners, export every encoder's model
+# for a fresh serving process or run the examples: a minute or more each.
 SLOW_TESTS = ("e2e/", "faults/test_killed_pipeline.py", "faults/test_determinism.py",
               "pipelines/test_kubeflow_v2_spec.py", "pipelines/test_distributed_training.py", "test_examples.py",
-              "test_long_history.py")
+              "test_long_history.py", "test_beam_runners.py", "test_export_every_model.py")
 
 
 def pytest_configure(config):

@@ -1,12 +1,13 @@
 """``CodebookFitter``: HiSAC's semantic codebook in the pipeline.
 
-On the **training period only** (events before the cutoff ``HistoryExampleGen`` uses), it makes
-the items' frozen semantic vectors — the item tower of a TFRS two-tower retrieval model trained on
-the clicks (``data.semantic.retrieval_vectors``; a log carries no item content) — and fits the
-residual k-means codebook over them with the Beam fitter (``codebook_beam.FitResidualKMeans``),
+The items' frozen semantic vectors are the user's own (``item_vectors_path``: a CSV of
+``item_id, v0, v1, ...``, ``data.semantic.read_item_vectors``; item content, as the HiSAC paper's
+semantic space) or, without such a file, made on the **training period only** (events before the
+cutoff ``HistoryExampleGen`` uses): the item tower of a TFRS two-tower retrieval model trained on
+the clicks (``data.semantic.retrieval_vectors``). It fits the residual k-means codebook over them with the Beam fitter (``codebook_beam.FitResidualKMeans``),
 on the pipeline's Beam runner. The artefact holds both; its version (the codebook's digest),
-level sizes and fitting statistics are custom properties. Items never clicked in the training
-period have no vector: the model leaves them out of voting and routing (``layers.SemanticIds``).
+level sizes, fitting statistics and the vectors' source are custom properties. Items without a
+vector (not in the file; or, from the two-tower model, never clicked in the training period): the model leaves them out of voting and routing (``layers.SemanticIds``).
 
 A re-run on newer data (a daily refresh) writes a new artefact with a new version; the model
 trained on it is a new model version — a served model keeps the tables it was exported with.
@@ -36,15 +37,21 @@ def CodebookFitter(
     event_features: tfx.dsl.components.Parameter[str] = "",
     iterations: tfx.dsl.components.Parameter[int] = 20,
     seed: tfx.dsl.components.Parameter[int] = 0,
+    item_vectors_path: tfx.dsl.components.Parameter[str] = "",
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Fits the codebook (``level_sizes``: comma-separated codes per level) on the training period."""
     sizes = tuple(int(size) for size in level_sizes.split(","))
     columns = F.LOG_COLUMNS + tuple(name for name in event_features.split(",") if name)
     _, schema, cutoff, train_log = log_io.read_training_period(log_examples, columns, eval_fraction)
-    logging.info("CodebookFitter: two-tower semantic vectors (dim %d) from %d training events, then a %s codebook",
-                 semantic_dim, len(train_log[F.USER_ID]), sizes)
-    vectors = semantic.retrieval_vectors(train_log, schema, dim=semantic_dim, seed=seed)
+    if item_vectors_path:
+        vectors, unused = semantic.read_item_vectors(item_vectors_path, schema.num_items)
+        logging.info("CodebookFitter: item vectors (dim %d) from %s (%s), then a %s codebook", vectors.shape[1],
+                     item_vectors_path, unused, sizes)
+    else:
+        logging.info("CodebookFitter: two-tower semantic vectors (dim %d) from %d training events, then a %s codebook",
+                     semantic_dim, len(train_log[F.USER_ID]), sizes)
+        vectors = semantic.retrieval_vectors(train_log, schema, dim=semantic_dim, seed=seed)
     known = semantic.known_rows(vectors)
     codebook_dir = os.path.join(codebook.uri, semantic_io.CODEBOOK_DIR)
     with beam_pipeline as pipeline:
@@ -62,3 +69,4 @@ def CodebookFitter(
     codebook.set_string_custom_property("used_codes", json.dumps(fitted.statistics["used_codes"]))
     codebook.set_int_custom_property("train_events", len(train_log[F.USER_ID]))
     codebook.set_int_custom_property("cutoff", cutoff)
+    codebook.set_string_custom_property("semantic_vectors", "item_vectors_file" if item_vectors_path else "two_tower")

@@ -43,3 +43,34 @@ def test_retrieval_vectors_from_a_two_tower_model_are_seeded_and_zero_for_unclic
     np.testing.assert_array_equal(semantic.known_rows(first), clicked)
     with pytest.raises(ValueError, match="needs clicks"):
         semantic.retrieval_vectors({**log, F.LABEL: np.zeros_like(log[F.LABEL])}, schema)
+
+
+def test_item_vectors_round_trip_through_their_csv(tmp_path):
+    world = synthetic.generate(synthetic.SyntheticConfig(num_users=5, mean_history=20))
+    vectors = semantic.content_vectors(world.dataset)
+    vectors[3] = 0.0  # an item nothing is known about has no row in the file
+    path = semantic.write_item_vectors_csv(vectors, tmp_path / "vectors.csv")
+    table, unused = semantic.read_item_vectors(path, len(vectors) + 2)  # two items of the log without vectors
+    np.testing.assert_array_equal(table[: len(vectors)], vectors)
+    assert not table[len(vectors):].any() and not table[0].any()
+    assert unused == {"items_without_vector": 3, "rows_not_in_log": 0}
+    smaller, unused = semantic.read_item_vectors(path, 10)  # rows of items the log never shows are not kept
+    np.testing.assert_array_equal(smaller, vectors[:10])
+    assert unused["rows_not_in_log"] == len(semantic.known_rows(vectors)) - 8
+
+
+@pytest.mark.parametrize("text, message", [
+    ("item,v0\n1,0.5\n", "expected a header 'item_id, v0, v1"),
+    ("item_id\n1\n", "expected a header 'item_id, v0, v1"),
+    ("item_id,v0,v1\n1,0.5\n", "line 2: expected 3 fields"),
+    ("item_id,v0\nseven,0.5\n", "line 2: item_id must be an integer"),
+    ("item_id,v0\n1,nan\n", "line 2: item 1's vector holds NaN"),
+    ("item_id,v0,v1\n1,0,0\n", "line 2: item 1's vector is all zeros"),
+    ("item_id,v0\n1,0.5\n1,0.7\n", "line 3: item_id 1 is listed twice"),
+    ("item_id,v0\n", "no item vectors"),
+])
+def test_a_bad_item_vector_file_is_refused_with_its_line(tmp_path, text, message):
+    path = tmp_path / "vectors.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        semantic.read_item_vectors(path, 5)

@@ -8,16 +8,25 @@ import numpy as np
 
 from tests import helpers
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress.data import interaction_log, synthetic
+from tfrs_seqcompress.data import interaction_log, semantic, synthetic
 
 CONTEXT = "hour,device,price"
 
 
-def small_log(seed: int = 5) -> dict:
-    world = synthetic.generate(synthetic.SyntheticConfig(
+def small_world(seed: int = 5) -> synthetic.SyntheticWorld:
+    return synthetic.generate(synthetic.SyntheticConfig(
         num_users=80, num_categories=4, subcategories_per_category=4, items_per_subcategory=5, major_interests=2,
         rare_interests=2, mean_history=80, history_length=10, seed=seed))
-    return world.dataset.log
+
+
+def small_log(seed: int = 5) -> dict:
+    return small_world(seed).dataset.log
+
+
+def write_small_item_vectors(directory: pathlib.Path, seed: int = 5) -> pathlib.Path:
+    """The small world's item content embeddings as a user's item-vector file (``--item-vectors``)."""
+    return semantic.write_item_vectors_csv(semantic.content_vectors(small_world(seed).dataset),
+                                           directory / "input" / "item_vectors.csv")
 
 
 def write_small_log(directory: pathlib.Path, seed: int = 5) -> pathlib.Path:

@@ -1,7 +1,8 @@
 """End to end over IAT tokens, with HiSAC on top (``hisac_iat``): InstanceCompressor and
 CodebookFitter both feed HistoryExampleGen; the Trainer builds the composed encoder; the pushed
 model holds both versions, serves in-graph and with precomputed agents, refuses missing or stale
-tokens, and the AgentWriter computes every user's agents with the user's tokens.
+tokens, and the AgentWriter computes every user's agents with the user's tokens. The codebook is
+fitted on the user's own item vectors (``--item-vectors``), not on a two-tower model's.
 
 One run covers the token path of both token encoders: ``iat`` differs from ``hisac_iat`` only in
 the encoder the Trainer builds, which the layer and export tests cover."""
@@ -9,11 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.components import data_schema_io
+from pipelines.components import data_schema_io, semantic_io
 from tests.e2e import runs
 from tfrs_seqcompress import agent_table
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import serving, serving_client
+from tfrs_seqcompress.data import semantic
 from tfrs_seqcompress.iat import token_beam
 
 TOKEN_DIM = 4
@@ -24,7 +26,8 @@ def composed_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("composed_pipeline")
     result = runs.run_pipeline(tmp_path, runs.write_small_log(tmp_path), "--encoder", "hisac_iat",
                                "--codebook-levels", "4,3", "--fanouts", "2,2", "--token-dim", str(TOKEN_DIM),
-                               "--iat-scheme", "user_order")
+                               "--iat-scheme", "user_order",
+                               "--item-vectors", str(runs.write_small_item_vectors(tmp_path)))
     assert result.returncode == 0, result.stderr[-5000:]
     return tmp_path, result
 
@@ -48,6 +51,17 @@ def test_tokens_are_versioned_and_trained_on_the_training_period_only(composed_r
     assert data_schema_io.read_schema(schema.uri).token_version == version  # what the Trainer builds from
     assert schema.custom_properties["codebook_version"].string_value == runs.single_artifact(
         tmp_path, "tfrs_seqcompress.SemanticCodebook").custom_properties["version"].string_value
+
+
+def test_the_codebook_is_fitted_on_the_users_item_vectors(composed_run):
+    tmp_path, _ = composed_run
+    codebook = runs.single_artifact(tmp_path, "tfrs_seqcompress.SemanticCodebook")
+    assert codebook.custom_properties["semantic_vectors"].string_value == "item_vectors_file"
+    fitted, vectors = semantic_io.load_semantic_tables(codebook.uri)
+    content = semantic.content_vectors(runs.small_world().dataset)
+    assert len(vectors) <= len(content)  # one row per item ID of the log
+    np.testing.assert_allclose(vectors, content[: len(vectors)], rtol=1e-6)  # the file's values, row i = item i
+    assert fitted.dim == content.shape[1]
 
 
 def test_pushed_model_serves_in_graph_and_with_agents_and_refuses_missing_or_stale_tokens(composed_run):

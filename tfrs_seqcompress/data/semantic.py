@@ -5,6 +5,8 @@ once, before ranking training, and stay frozen inside the model (``layers.Semant
 
 * ``content_vectors``: from what the item table knows — the synthetic world's
   ``content_embedding``; MovieLens genres (multi-hot), release decade and title words (hashed).
+* ``read_item_vectors``: a user's own item vectors (content or semantic embeddings), a CSV of
+  ``item_id, v0, v1, ...`` (``write_item_vectors_csv`` writes one).
 * ``retrieval_vectors``: for logs without item content, the item tower of a two-tower model
   (``tfrs.tasks.Retrieval``, in-batch softmax over the clicked (user, item) pairs) trained on the
   training period only.
@@ -20,7 +22,9 @@ Example::
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import pathlib
 from typing import Mapping
 
 import numpy as np
@@ -35,6 +39,69 @@ DECADES = tuple(range(1920, 2010, 10))
 def known_rows(vectors: np.ndarray) -> np.ndarray:
     """Indices of the rows that hold a semantic vector (not all zeros)."""
     return np.flatnonzero(np.any(np.asarray(vectors) != 0, axis=1))
+
+
+def write_item_vectors_csv(vectors: np.ndarray, path: pathlib.Path | str) -> pathlib.Path:
+    """Writes the known rows of ``vectors [num_items, dim]`` as ``item_id, v0 .. v{dim-1}`` rows."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([F.ITEM_ID] + [f"v{d}" for d in range(vectors.shape[1])])
+        for item in known_rows(vectors):
+            writer.writerow([int(item)] + [repr(float(value)) for value in vectors[item]])
+    return path
+
+
+def read_item_vectors(path: pathlib.Path | str, num_items: int) -> tuple[np.ndarray, dict]:
+    """A CSV of item vectors (header ``item_id, v0, v1, ...``; one row per item) as the table
+    ``[num_items, dim]`` float32, row i for item ID i, and counts of what was not used.
+
+    Items of the log without a row keep an all-zero row (unknown: they neither vote nor are
+    routed); rows of item IDs outside the log's ``1 .. num_items - 1`` have no use in the model
+    and are counted, not kept (``{"items_without_vector": n, "rows_not_in_log": m}``).
+
+    Raises:
+      FileNotFoundError / ValueError: a missing file; a header that does not start with
+        ``item_id`` or has no vector column; a row with another number of fields, an ID that is
+        not an integer, a value that is not a finite number, an all-zero vector (it would mark a
+        known item unknown: leave the row out), or an item listed twice (the message names the line).
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Item vector file {path} does not exist.")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [field.strip() for field in next(reader, [])]
+        if len(header) < 2 or header[0] != F.ITEM_ID:
+            raise ValueError(f"{path}: expected a header 'item_id, v0, v1, ...' (the item ID, then one column per "
+                             f"vector dimension); got {header}.")
+        dim, rows = len(header) - 1, {}
+        for row in reader:
+            if not row:
+                continue
+            where = f"{path} line {reader.line_num}"
+            if len(row) != dim + 1:
+                raise ValueError(f"{where}: expected {dim + 1} fields (item_id and {dim} values), got {len(row)}.")
+            try:
+                item, vector = int(row[0]), np.array([float(value) for value in row[1:]], np.float32)
+            except ValueError as error:
+                raise ValueError(f"{where}: item_id must be an integer and v0..v{dim - 1} numbers ({error}).") from None
+            if not np.isfinite(vector).all():
+                raise ValueError(f"{where}: item {item}'s vector holds NaN or infinity.")
+            if not vector.any():
+                raise ValueError(f"{where}: item {item}'s vector is all zeros, which marks an item as unknown; "
+                                 "leave the row out instead.")
+            if item in rows:
+                raise ValueError(f"{where}: item_id {item} is listed twice; the file holds one row per item.")
+            rows[item] = vector
+    if not rows:
+        raise ValueError(f"{path} has a header but no item vectors.")
+    table = np.zeros((num_items, dim), np.float32)
+    used = [item for item in rows if 1 <= item < num_items]
+    for item in used:
+        table[item] = rows[item]
+    return table, {"items_without_vector": int(num_items - 1 - len(used)), "rows_not_in_log": len(rows) - len(used)}
 
 
 def content_vectors(dataset: InteractionDataset) -> np.ndarray:
