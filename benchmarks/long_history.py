@@ -203,9 +203,22 @@ def load_block(block: Block) -> Data:
              "build_seconds": time.perf_counter() - started}
     data = Data(block, dataset.schema, index, splits, validation_from, semantic.content_vectors(dataset),
                 long_tail, sizes, repeat_evidence(index, splits["test"], block.history_length))
+    data.analysis.update(routing_sharpness(data))
     if world is not None:
         data.analysis.update(evidence_ceilings(data, world))
     return data
+
+
+ROUTING_SCALES = (1.0, 0.25, 0.05, 0.01)
+
+
+def routing_sharpness(data: Data) -> dict:
+    """Label-free: the share of an item's routing weight that stays in its own leaf of the block's
+    codebook (``hisac.own_leaf_share``) at each temperature scale (x the level-1 error)."""
+    fitted = fit_codebook(data, data.block.codebook, seed=0)
+    level_1 = fitted.statistics["quantisation_error"][0]
+    return {"own_leaf_share_by_temperature_scale": {
+        str(scale): hisac.own_leaf_share(fitted, data.item_vectors, scale * level_1) for scale in ROUTING_SCALES}}
 
 
 def window_of(index: history.HistoryIndex, row: int, history_length: int) -> np.ndarray:

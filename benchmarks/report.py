@@ -222,6 +222,10 @@ def long_history_block(block: dict) -> str:
                       "sub-category / codebook leaf / category column): test AUC "
                       f"{analysis['subcategory_evidence_test_auc']:.4f} / "
                       f"{analysis['codebook_leaf_evidence_test_auc']:.4f} / {analysis['category_evidence_test_auc']:.4f}")
+        sharpness = block["analysis"].get("own_leaf_share_by_temperature_scale")
+        if sharpness:
+            title += (". Soft routing's share of an item's weight in its own codebook leaf, by temperature (x the "
+                      "level-1 error): " + ", ".join(f"{scale}: {share:.2f}" for scale, share in sharpness.items()))
     rows = [[name, _setting(row["chosen"]), _test(row, "auc"), _test(row, "gauc"), _test(row, "auc_long_tail"),
              _test({"summary": {"test_auc": row["summary"]["validation_auc"]}}, "auc"),
              _number(row["summary"], "train_examples_per_second"), _number(row["summary"], "serving_ms_p50", 1),

@@ -267,3 +267,13 @@ def test_a_config_saved_before_candidate_routing_builds_an_encoder_without_it(sm
     config = hisac.HiSACEncoder.from_codebook(codebook, vectors, fanouts=(2, 2)).get_config()
     del config["candidate_routing"]
     assert hisac.HiSACEncoder.from_config(config).candidate_routing is False
+
+
+def test_the_own_leaf_share_rises_to_hard_assignment_as_the_temperature_falls(small_tables):
+    codebook, vectors = small_tables
+    shares = [hisac.own_leaf_share(codebook, vectors, temperature) for temperature in (1e4, 1.0, 0.01, 1e-4)]
+    leaves = len(np.unique(codebook.assign(vectors[1:]), axis=0))
+    assert shares[0] == pytest.approx(1 / leaves, rel=0.2)  # very soft: about uniform over the leaves
+    assert shares == sorted(shares) and shares[-1] == pytest.approx(1.0, abs=1e-3)
+    # The padding row is left out and chunking changes nothing.
+    assert hisac.own_leaf_share(codebook, vectors, 1.0, chunk=7) == pytest.approx(shares[1])

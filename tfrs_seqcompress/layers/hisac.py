@@ -213,6 +213,30 @@ def default_temperature(codebook: Codebook) -> float:
     return max(DEFAULT_TEMPERATURE_SCALE * float(errors[0]), MIN_TEMPERATURE)
 
 
+def own_leaf_share(codebook: Codebook, item_vectors: np.ndarray, temperature: float, chunk: int = 4096) -> float:
+    """How sharply soft routing at ``temperature`` follows the codebook: the mean routing weight an
+    item sends to its own leaf when every leaf of the codebook is a live agent (label-free: the
+    codebook and the item vectors only; rows of all zeros are left out). 1.0 is hard assignment;
+    a low share means each agent mixes in its neighbours' events.
+
+    Example::
+
+        own_leaf_share(codebook, item_vectors, default_temperature(codebook))   # e.g. 0.89
+    """
+    vectors = np.asarray(item_vectors, np.float64)
+    vectors = vectors[np.any(vectors != 0, axis=1)]
+    codes = codebook.assign(vectors)
+    leaves, own = np.unique(codes, axis=0, return_inverse=True)
+    prototypes = codebook.reconstruct(leaves).astype(np.float64)
+    shares = []
+    for start in range(0, len(vectors), chunk):
+        distances = ((vectors[start:start + chunk, None, :] - prototypes[None]) ** 2).sum(-1)
+        logits = -(distances - distances.min(axis=1, keepdims=True)) / temperature
+        weights = np.exp(logits)
+        shares.append(weights[np.arange(len(weights)), own.reshape(-1)[start:start + chunk]] / weights.sum(axis=1))
+    return float(np.concatenate(shares).mean())
+
+
 def log_buckets(values: tf.Tensor, buckets: int = STATISTIC_BUCKETS) -> tf.Tensor:
     """``floor(2 * log2(1 + values))`` clipped to ``[0, buckets)`` (negative values count as 0): the
     bucket of an agent's routed event mass or of a candidate's scaled distance to an agent."""
