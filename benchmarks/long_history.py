@@ -117,7 +117,8 @@ class Row:
     Grid / fixed keys are ``make_encoder`` arguments, or: ``short_term_last_n`` (a DIN base over
     the last N events), ``semantic_inputs`` (the per-event semantic-ID embedding, default on),
     ``window`` ((recent, retrieved) events of a bounded history), ``clusters`` (global clusters' K),
-    ``temperature_scale`` (HiSAC's routing temperature relative to the codebook's level-1 error)."""
+    ``temperature_scale`` (HiSAC's routing temperature relative to the codebook's level-1 error),
+    ``own_leaf_share`` (the temperature at which items keep that share in their own leaf)."""
 
     encoder: str
     grid: dict = dataclasses.field(default_factory=dict)
@@ -348,10 +349,13 @@ def settings_of(row: Row, block: Block, name: str = "") -> list[dict]:
 def build_model(data: Data, row: Row, setting: dict, fitted: codebook.Codebook, schema: F.DataSchema,
                 semantic_codebook: codebook.Codebook | None = None):
     arguments = {key: value for key, value in setting.items()
-                 if key not in ("semantic_inputs", "window", "clusters", "short_term_last_n", "temperature_scale")}
+                 if key not in ("semantic_inputs", "window", "clusters", "short_term_last_n", "temperature_scale",
+                                "own_leaf_share")}
     if "temperature_scale" in setting:  # relative to the codebook's level-1 error
         arguments["temperature"] = (setting["temperature_scale"] / hisac.DEFAULT_TEMPERATURE_SCALE
                                     * hisac.default_temperature(fitted))
+    if "own_leaf_share" in setting:  # label-free: how sharply agents follow the codebook
+        arguments["temperature"] = hisac.temperature_for_share(fitted, data.item_vectors, setting["own_leaf_share"])
     return models.build_ranking_model(
         schema, row.encoder, codebook=fitted, item_vectors=data.item_vectors,
         semantic_inputs=setting.get("semantic_inputs", True), short_term_last_n=setting.get("short_term_last_n"),

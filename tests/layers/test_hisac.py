@@ -277,3 +277,12 @@ def test_the_own_leaf_share_rises_to_hard_assignment_as_the_temperature_falls(sm
     assert shares == sorted(shares) and shares[-1] == pytest.approx(1.0, abs=1e-3)
     # The padding row is left out and chunking changes nothing.
     assert hisac.own_leaf_share(codebook, vectors, 1.0, chunk=7) == pytest.approx(shares[1])
+
+
+def test_the_temperature_for_a_share_routes_that_share_to_the_own_leaf(small_tables):
+    codebook, vectors = small_tables
+    for share in (0.5, 0.9):
+        temperature = hisac.temperature_for_share(codebook, vectors, share)
+        assert hisac.own_leaf_share(codebook, vectors, temperature) == pytest.approx(share, abs=1e-3)
+    with pytest.raises(ValueError, match="share must be strictly between 0 and 1"):
+        hisac.temperature_for_share(codebook, vectors, 1.0)

@@ -237,6 +237,29 @@ def own_leaf_share(codebook: Codebook, item_vectors: np.ndarray, temperature: fl
     return float(np.concatenate(shares).mean())
 
 
+def temperature_for_share(codebook: Codebook, item_vectors: np.ndarray, share: float,
+                          iterations: int = 40) -> float:
+    """The routing temperature at which items keep ``share`` of their weight in their own leaf
+    (``own_leaf_share``; a bisection over log-temperature between 1e-6 and 1e6 times the level-1
+    error): a label-free way to set how sharply agents follow the codebook.
+
+    Raises:
+      ValueError: ``share`` outside (0, 1).
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"share must be strictly between 0 and 1, got {share!r}.")
+    errors = codebook.statistics.get("quantisation_error") if codebook.statistics else None
+    scale = float(errors[0]) if errors and errors[0] > 0 else 1.0
+    low, high = np.log(1e-6 * scale), np.log(1e6 * scale)   # the share falls as the temperature rises
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        if own_leaf_share(codebook, item_vectors, float(np.exp(middle))) > share:
+            low = middle
+        else:
+            high = middle
+    return max(float(np.exp((low + high) / 2)), MIN_TEMPERATURE)
+
+
 def log_buckets(values: tf.Tensor, buckets: int = STATISTIC_BUCKETS) -> tf.Tensor:
     """``floor(2 * log2(1 + values))`` clipped to ``[0, buckets)`` (negative values count as 0): the
     bucket of an agent's routed event mass or of a candidate's scaled distance to an agent."""
