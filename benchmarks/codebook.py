@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from benchmarks import plotting
-from tfrs_seqcompress import codebook as C
+from tfrs_seqcompress.hisac import codebook as C
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 
@@ -51,7 +51,7 @@ def fit_ours(vectors, levels, iterations, seed) -> tuple[float, float]:
 def fit_beam(vectors, levels, iterations, seed) -> tuple[float, float]:
     import apache_beam as beam
 
-    from tfrs_seqcompress.codebook_beam import FitResidualKMeans
+    from tfrs_seqcompress.hisac.codebook_beam import FitResidualKMeans
 
     with tempfile.TemporaryDirectory() as directory:
         started = time.perf_counter()

@@ -41,7 +41,7 @@ import json, sys, time
 import numpy as np
 import tfrs_seqcompress
 import tensorflow as tf
-from tfrs_seqcompress.codebook import fit_residual_kmeans
+from tfrs_seqcompress.hisac.codebook import fit_residual_kmeans
 from tfrs_seqcompress.layers import base, hisac
 
 lengths, calls = json.loads(sys.argv[1]), int(sys.argv[2])

@@ -30,8 +30,9 @@ import tensorflow as tf
 from benchmarks import plotting
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import models
-from tfrs_seqcompress.codebook import fit_residual_kmeans
-from tfrs_seqcompress.data import semantic, synthetic
+from tfrs_seqcompress.data import synthetic
+from tfrs_seqcompress.hisac import semantic
+from tfrs_seqcompress.hisac.codebook import fit_residual_kmeans
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 CANDIDATES = 100

@@ -49,9 +49,10 @@ import tensorflow as tf
 
 from benchmarks import memory, plotting
 from benchmarks.quality import EpochTimer, long_tail_targets, sample_targets, serving_latency_ms
-from tfrs_seqcompress import codebook, metrics, models
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress.data import history, movielens, semantic, synthetic, tf_data
+from tfrs_seqcompress import metrics, models
+from tfrs_seqcompress.data import history, movielens, synthetic, tf_data
+from tfrs_seqcompress.hisac import codebook, semantic
 from tfrs_seqcompress.iat import source_models
 from tfrs_seqcompress.layers import hisac
 

@@ -14,7 +14,7 @@ training throughput and the serving latency of one request (``serving_default`` 
 candidates of a history) measured in the same run (compare ratios, not absolute times across runs).
 By default every encoder sees the history's outcome features (``--no-outcomes``: the label only).
 HiSAC and the global clusters fit their codebook (seeded, timed) on the items' frozen content
-vectors (``data.semantic``); the clusters get as many codes as HiSAC has agents (same budget). On
+vectors (``hisac.semantic``); the clusters get as many codes as HiSAC has agents (same budget). On
 the synthetic world, ``AUC long-tail`` is the AUC on the targets outside the users' planted major
 interests: rare-interest targets (mostly liked) against non-interest ones (mostly disliked).
 For agent-based encoders the serving latency is also measured on the precomputed-agents path
@@ -51,8 +51,9 @@ import tensorflow as tf
 from benchmarks import memory, plotting
 from benchmarks.latency import timed
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import codebook, layers, metrics, models, serving
-from tfrs_seqcompress.data import history, movielens, semantic, synthetic, tf_data
+from tfrs_seqcompress import layers, metrics, models, serving
+from tfrs_seqcompress.data import history, movielens, synthetic, tf_data
+from tfrs_seqcompress.hisac import codebook, semantic
 from tfrs_seqcompress.iat import source_models
 
 # Benchmark rows that read instance tokens -> the source model's scheme. ``hisac_iat`` (HiSAC

@@ -41,9 +41,11 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from benchmarks import plotting
 from benchmarks.latency import CANDIDATES, RESULTS_DIR, request_for, timed
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import layers, models, serving, serving_client, serving_harness
-from tfrs_seqcompress.codebook import fit_residual_kmeans
-from tfrs_seqcompress.data import semantic, synthetic
+from tfrs_seqcompress import layers, models, serving, serving_client
+from tfrs_seqcompress.data import synthetic
+from tfrs_seqcompress.hisac import semantic
+from tfrs_seqcompress.hisac.codebook import fit_residual_kmeans
+from tfrs_seqcompress.testing import serving_harness
 
 # Every encoder; ``*_agents``: the precomputed-agents path (``score_with_agents``) of that encoder.
 MODELS = ("mean", "din_last_n", "din_full", "sim_hard", "global_clusters", "global_clusters_agents", "hisac",

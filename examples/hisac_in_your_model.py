@@ -20,8 +20,9 @@ import tensorflow_recommenders as tfrs
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import serving
 from tfrs_seqcompress.agent_model import AgentModel
-from tfrs_seqcompress.codebook import fit_residual_kmeans
-from tfrs_seqcompress.data import history, semantic, synthetic, tf_data
+from tfrs_seqcompress.data import history, synthetic, tf_data
+from tfrs_seqcompress.hisac import semantic
+from tfrs_seqcompress.hisac.codebook import fit_residual_kmeans
 from tfrs_seqcompress.layers import HiSACEncoder
 
 DIM = 16

@@ -31,7 +31,8 @@ from absl import logging
 from pipelines import configs
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import registry
-from tfrs_seqcompress.data import interaction_log, movielens, semantic
+from tfrs_seqcompress.data import interaction_log, movielens
+from tfrs_seqcompress.hisac import semantic
 
 
 # The pipeline materialises one example per event carrying its last L events: beyond this, the

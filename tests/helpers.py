@@ -106,8 +106,9 @@ def trained_hisac_model():
     """(world, examples, model): a small synthetic world and a HiSAC ranking model (2 x 2 agents
     over a 4 x 4 codebook of the content vectors) trained one epoch on it, seeded."""
     from tfrs_seqcompress import models
-    from tfrs_seqcompress.codebook import fit_residual_kmeans
-    from tfrs_seqcompress.data import history, semantic, synthetic, tf_data
+    from tfrs_seqcompress.data import history, synthetic, tf_data
+    from tfrs_seqcompress.hisac import semantic
+    from tfrs_seqcompress.hisac.codebook import fit_residual_kmeans
 
     world = synthetic.generate(synthetic.SyntheticConfig(num_users=20, mean_history=60, history_length=12, seed=2))
     schema = world.dataset.schema

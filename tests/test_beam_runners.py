@@ -16,9 +16,9 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests import helpers
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress.codebook import Codebook, fit_residual_kmeans
-from tfrs_seqcompress.codebook_beam import FitResidualKMeans
 from tfrs_seqcompress.data import history, history_beam, synthetic
+from tfrs_seqcompress.hisac.codebook import Codebook, fit_residual_kmeans
+from tfrs_seqcompress.hisac.codebook_beam import FitResidualKMeans
 
 RUNNERS = {
     "direct_multi_process": ["--runner=DirectRunner", "--direct_running_mode=multi_processing",

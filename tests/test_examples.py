@@ -27,7 +27,7 @@ def test_an_example_runs_and_its_served_model_scores_as_it_says(tmp_path, script
 
 def test_the_exporter_warns_when_a_model_could_serve_agents_but_does_not_say_how(tmp_path):
     from tfrs_seqcompress import layers, serving
-    from tfrs_seqcompress.codebook import fit_residual_kmeans
+    from tfrs_seqcompress.hisac.codebook import fit_residual_kmeans
     import numpy as np
 
     vectors = np.concatenate([np.zeros((1, 4)), np.random.default_rng(0).normal(size=(30, 4))]).astype(np.float32)

@@ -12,8 +12,9 @@ import tensorflow as tf
 from tests import helpers
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import layers, models, serving
-from tfrs_seqcompress.codebook import fit_residual_kmeans
-from tfrs_seqcompress.data import history, semantic, synthetic
+from tfrs_seqcompress.data import history, synthetic
+from tfrs_seqcompress.hisac import semantic
+from tfrs_seqcompress.hisac.codebook import fit_residual_kmeans
 
 FRESH_PROCESS = """
 import json, sys

@@ -9,13 +9,13 @@ from tests import helpers
 PACKAGES = ("tfrs_seqcompress", "pipelines", "benchmarks")
 # Module-name prefixes by layer, lowest first (the longest matching prefix decides).
 LAYERS = [
-    ("tfrs_seqcompress", "tfrs_seqcompress.features", "tfrs_seqcompress.registry", "tfrs_seqcompress.codebook",
+    ("tfrs_seqcompress", "tfrs_seqcompress.features", "tfrs_seqcompress.registry", "tfrs_seqcompress.hisac.codebook",
      "tfrs_seqcompress.losses", "tfrs_seqcompress.metrics"),
     ("tfrs_seqcompress.data",),
-    ("tfrs_seqcompress.layers", "tfrs_seqcompress.iat", "tfrs_seqcompress.codebook_beam"),
+    ("tfrs_seqcompress.layers", "tfrs_seqcompress.iat", "tfrs_seqcompress.hisac"),
     ("tfrs_seqcompress.models", "tfrs_seqcompress.agent_model"),
     ("tfrs_seqcompress.serving", "tfrs_seqcompress.serving_client", "tfrs_seqcompress.agent_table",
-     "tfrs_seqcompress.model_push", "tfrs_seqcompress.serving_harness"),
+     "tfrs_seqcompress.model_push", "tfrs_seqcompress.testing"),
     ("pipelines",),
     ("benchmarks",),
 ]

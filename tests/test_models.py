@@ -5,9 +5,9 @@ import tensorflow as tf
 
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import metrics, models
-from tfrs_seqcompress.codebook import CodebookError, fit_residual_kmeans
 from tfrs_seqcompress.data import history, synthetic, tf_data
-from tfrs_seqcompress.data import semantic as semantic_vectors
+from tfrs_seqcompress.hisac import semantic as semantic_vectors
+from tfrs_seqcompress.hisac.codebook import CodebookError, fit_residual_kmeans
 
 
 @pytest.fixture(scope="module")

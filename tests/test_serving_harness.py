@@ -8,8 +8,9 @@ from tensorflow_serving.apis import prediction_log_pb2, prediction_service_pb2_g
 
 from tests import helpers
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import models, serving, serving_client, serving_harness
+from tfrs_seqcompress import models, serving, serving_client
 from tfrs_seqcompress.data import history, synthetic, tf_data
+from tfrs_seqcompress.testing import serving_harness
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import tensorflow_recommenders as tfrs
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import layers as encoder_layers
 from tfrs_seqcompress.agent_model import AgentModel
-from tfrs_seqcompress.codebook import Codebook, CodebookError
+from tfrs_seqcompress.hisac.codebook import Codebook, CodebookError
 from tfrs_seqcompress.layers import base
 from tfrs_seqcompress.layers import hisac as hisac_layers
 from tfrs_seqcompress.losses import GlobalBatchBinaryCrossentropy

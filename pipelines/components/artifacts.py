@@ -15,7 +15,7 @@ class InstanceTokens(tfx.dsl.Artifact):
 class SemanticCodebook(tfx.dsl.Artifact):
     """HiSAC's semantic codebook and the frozen item semantic vectors it quantises.
 
-    Layout: ``codebook/`` (``tfrs_seqcompress.codebook.Codebook.save``) and ``item_vectors.npy``
+    Layout: ``codebook/`` (``tfrs_seqcompress.hisac.codebook.Codebook.save``) and ``item_vectors.npy``
     (``[num_items, dim]``, row i for item ID i, zeros where unknown). Custom properties:
     ``version`` (the codebook's digest), ``level_sizes``, ``quantisation_error`` (JSON, per level),
     ``used_codes`` (JSON), ``train_events``, ``cutoff``.

@@ -1,10 +1,10 @@
 """``CodebookFitter``: HiSAC's semantic codebook in the pipeline.
 
 The items' frozen semantic vectors are the user's own (``item_vectors_path``: a CSV of
-``item_id, v0, v1, ...``, ``data.semantic.read_item_vectors``; item content, as the HiSAC paper's
+``item_id, v0, v1, ...``, ``hisac.semantic.read_item_vectors``; item content, as the HiSAC paper's
 semantic space) or, without such a file, made on the **training period only** (events before the
 cutoff ``HistoryExampleGen`` uses): the item tower of a TFRS two-tower retrieval model trained on
-the clicks (``data.semantic.retrieval_vectors``). It fits the residual k-means codebook over them with the Beam fitter (``codebook_beam.FitResidualKMeans``),
+the clicks (``hisac.semantic.retrieval_vectors``). It fits the residual k-means codebook over them with the Beam fitter (``codebook_beam.FitResidualKMeans``),
 on the pipeline's Beam runner. The artefact holds both; its version (the codebook's digest),
 level sizes, fitting statistics and the vectors' source are custom properties. Items without a
 vector (not in the file; or, from the two-tower model, never clicked in the training period): the model leaves them out of voting and routing (``layers.SemanticIds``).
@@ -22,9 +22,9 @@ from tfx import v1 as tfx
 from pipelines.components import log_io, semantic_io
 from pipelines.components.artifacts import SemanticCodebook
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress.codebook import Codebook
-from tfrs_seqcompress.codebook_beam import FitResidualKMeans
-from tfrs_seqcompress.data import semantic
+from tfrs_seqcompress.hisac import semantic
+from tfrs_seqcompress.hisac.codebook import Codebook
+from tfrs_seqcompress.hisac.codebook_beam import FitResidualKMeans
 
 
 @tfx.dsl.components.component(use_beam=True)

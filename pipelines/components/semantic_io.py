@@ -11,7 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfrs_seqcompress.codebook import Codebook, CodebookError
+from tfrs_seqcompress.hisac.codebook import Codebook, CodebookError
 
 CODEBOOK_DIR = "codebook"
 ITEM_VECTORS_FILE = "item_vectors.npy"

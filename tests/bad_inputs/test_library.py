@@ -15,8 +15,8 @@ import tensorflow as tf
 from tests import helpers
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import models
-from tfrs_seqcompress.codebook import Codebook, CodebookError, fit_residual_kmeans
 from tfrs_seqcompress.data import history, interaction_log, tf_data
+from tfrs_seqcompress.hisac.codebook import Codebook, CodebookError, fit_residual_kmeans
 from tfrs_seqcompress.iat.store import TokenStore, TokenVersionError
 
 TOKEN_SCHEMA = dataclasses.replace(helpers.tiny_schema(), token_dim=2, token_version="tokens-v1")

@@ -13,8 +13,9 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from tests import helpers
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import models, serving, serving_client, serving_harness
+from tfrs_seqcompress import models, serving, serving_client
 from tfrs_seqcompress.data import history, synthetic, tf_data
+from tfrs_seqcompress.testing import serving_harness
 
 TOKEN_DIM = 3
 LENGTH = 12

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress.data import fetch, history, movielens, semantic
+from tfrs_seqcompress.data import fetch, history, movielens
+from tfrs_seqcompress.hisac import semantic
 
 INTER = ("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
          "196\t242\t3\t881250949\n196\t302\t5\t881250950\n22\t242\t4\t881251000\n22\t377\t1\t881251100\n")

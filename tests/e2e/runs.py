@@ -8,7 +8,8 @@ import numpy as np
 
 from tests import helpers
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress.data import interaction_log, semantic, synthetic
+from tfrs_seqcompress.data import interaction_log, synthetic
+from tfrs_seqcompress.hisac import semantic
 
 CONTEXT = "hour,device,price"
 

@@ -15,7 +15,7 @@ from tests.e2e import runs
 from tfrs_seqcompress import agent_table
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import serving, serving_client
-from tfrs_seqcompress.data import semantic
+from tfrs_seqcompress.hisac import semantic
 from tfrs_seqcompress.iat import token_beam
 
 TOKEN_DIM = 4

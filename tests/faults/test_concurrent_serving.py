@@ -7,8 +7,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import models, serving, serving_client, serving_harness
+from tfrs_seqcompress import models, serving, serving_client
 from tfrs_seqcompress.data import history, synthetic
+from tfrs_seqcompress.testing import serving_harness
 
 REQUESTS = 1_000
 CLIENTS = 64

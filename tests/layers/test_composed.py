@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tests import helpers
-from tfrs_seqcompress.codebook import fit_residual_kmeans
+from tfrs_seqcompress.hisac.codebook import fit_residual_kmeans
 from tfrs_seqcompress.layers import base, composed, hisac
 
 TOKEN_DIM = 3

@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from tests import helpers
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress.codebook import CodebookError, fit_residual_kmeans
 from tfrs_seqcompress.data import history, synthetic
+from tfrs_seqcompress.hisac.codebook import CodebookError, fit_residual_kmeans
 from tfrs_seqcompress.layers import base, hisac
 
 

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tests import helpers
 from tfrs_seqcompress import layers
-from tfrs_seqcompress.codebook import CodebookError
+from tfrs_seqcompress.hisac.codebook import CodebookError
 from tfrs_seqcompress.layers import base
 
 

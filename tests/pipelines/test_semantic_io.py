@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pipelines.components import semantic_io
-from tfrs_seqcompress.codebook import CodebookError, fit_residual_kmeans
+from tfrs_seqcompress.hisac.codebook import CodebookError, fit_residual_kmeans
 
 
 @pytest.fixture()

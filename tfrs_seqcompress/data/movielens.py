@@ -24,7 +24,7 @@ clicks:
 * event features: ``hour`` and ``weekday`` of the rating (context: known at request time) and
   ``rating`` (an outcome: history only);
 * item table: ``category``, ``genres``, ``title`` and ``release_year`` (0 when unknown), the
-  content HiSAC's semantic vectors are made from (``data.semantic``).
+  content HiSAC's semantic vectors are made from (``hisac.semantic``).
 
 Example::
 

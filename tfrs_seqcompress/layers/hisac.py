@@ -2,7 +2,7 @@
 
 Reference: "HiSAC" (arXiv 2602.21009, 2026); docs/methods.md. The history is compressed into K
 interest-agents: items get semantic IDs ``(c1..cH)`` from a global residual codebook
-(``tfrs_seqcompress.codebook``) over *frozen* semantic vectors; the history's codes vote level by
+(``tfrs_seqcompress.hisac.codebook``) over *frozen* semantic vectors; the history's codes vote level by
 level and the surviving paths are the agents (``HierarchicalVoting``); every event is routed softly
 to the agents by semantic distance and each agent averages the routed events' *ranking*
 embeddings (``SoftRoutingAttention``); the candidate attends over the K agents. Agents depend on
@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfrs_seqcompress.codebook import Codebook, CodebookError
+from tfrs_seqcompress.hisac.codebook import Codebook, CodebookError
 from tfrs_seqcompress.layers import base
 from tfrs_seqcompress.layers.attention import TargetAttention, masked_softmax
 

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import tensorflow as tf
 
-from tfrs_seqcompress.codebook import CodebookError
+from tfrs_seqcompress.hisac.codebook import CodebookError
 from tfrs_seqcompress.layers import base
 from tfrs_seqcompress.layers.attention import TargetAttention
 

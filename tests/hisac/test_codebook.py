@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from tfrs_seqcompress.codebook import Codebook, CodebookError, fit_residual_kmeans
 from tfrs_seqcompress.data import synthetic
+from tfrs_seqcompress.hisac.codebook import Codebook, CodebookError, fit_residual_kmeans
 
 
 @pytest.fixture(scope="module")

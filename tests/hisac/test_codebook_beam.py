@@ -3,9 +3,9 @@ import apache_beam as beam
 import numpy as np
 import pytest
 
-from tfrs_seqcompress.codebook import Codebook, fit_residual_kmeans
-from tfrs_seqcompress.codebook_beam import FitResidualKMeans
 from tfrs_seqcompress.data import synthetic
+from tfrs_seqcompress.hisac.codebook import Codebook, fit_residual_kmeans
+from tfrs_seqcompress.hisac.codebook_beam import FitResidualKMeans
 
 
 @pytest.fixture(scope="module")

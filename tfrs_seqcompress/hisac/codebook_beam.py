@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 import apache_beam as beam
 import numpy as np
 
-from tfrs_seqcompress import codebook as C
+from tfrs_seqcompress.hisac import codebook as C
 
 _MIN_BATCH, _MAX_BATCH = 256, 8192
 

@@ -4,7 +4,8 @@ import pytest
 
 from tests.data.test_movielens import _write_dir
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress.data import movielens, semantic, synthetic
+from tfrs_seqcompress.data import movielens, synthetic
+from tfrs_seqcompress.hisac import semantic
 
 
 def test_synthetic_content_is_the_planted_content_embedding():
