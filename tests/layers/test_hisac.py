@@ -143,7 +143,7 @@ def test_before_the_scorer_has_learnt_the_interest_is_the_vote_weighted_mean_of_
     item_ids = np.array([[1, 1, 1, 2, 2, 2, 3, 9, 9, 17, 25, 26]])
     inputs = _encoder_inputs(encoder.semantic_ids, item_ids, item_ids > 0)
     encoder(inputs)
-    last = encoder.agent_attention._scorer.layers[-1]
+    last = encoder.agent_scorer.attention._scorer.layers[-1]
     last.set_weights([np.zeros_like(weight) for weight in last.get_weights()])  # every agent scores the same
     agents = encoder.compute_agents(inputs)
     weights = agents["agent_weights"].numpy()
@@ -164,7 +164,7 @@ def test_a_routed_candidate_starts_from_its_own_semantic_agent(small_tables):
     inputs = _encoder_inputs(semantic_ids, item_ids, item_ids > 0)
     inputs[base.CANDIDATE_ITEM_ID] = tf.constant([26], tf.int64)
     encoder(inputs)
-    last = encoder.agent_attention._scorer.layers[-1]
+    last = encoder.agent_scorer.attention._scorer.layers[-1]
     last.set_weights([np.zeros_like(weight) for weight in last.get_weights()])
     agents = encoder.compute_agents(inputs)
     live = agents["agent_mask"].numpy()[0]
@@ -173,7 +173,7 @@ def test_a_routed_candidate_starts_from_its_own_semantic_agent(small_tables):
     routing = np.where(live, np.exp(-(distances - distances[live].min())), 0.0)
     routing /= routing.sum()
     buckets = np.minimum(np.floor(2 * np.log2(1 + distances)), hisac.STATISTIC_BUCKETS - 1).astype(int)
-    values = ranking + encoder.match_embedding.embeddings.numpy()[buckets]
+    values = ranking + encoder.agent_scorer.match_embedding.embeddings.numpy()[buckets]
     np.testing.assert_allclose(encoder(inputs).numpy()[0], routing @ values, rtol=1e-4, atol=1e-5)
     own = int(np.argmax(routing))
     assert routing[own] > 0.9 and agents["agent_weights"].numpy()[0, own] < 0.15  # a minor agent, read first
@@ -286,3 +286,39 @@ def test_the_temperature_for_a_share_routes_that_share_to_the_own_leaf(small_tab
         assert hisac.own_leaf_share(codebook, vectors, temperature) == pytest.approx(share, abs=1e-3)
     with pytest.raises(ValueError, match="share must be strictly between 0 and 1"):
         hisac.temperature_for_share(codebook, vectors, 1.0)
+
+
+@pytest.mark.parametrize("candidate_routing", [True, False])
+def test_the_two_layers_composed_by_hand_are_hisac(small_tables, candidate_routing):
+    """A user's own model can use HiSAC's halves directly: ``InterestAgents`` over the history,
+    ``AgentAttention`` for the candidate; with the encoder's own layers that is the encoder."""
+    codebook, vectors = small_tables
+    semantic_ids = hisac.SemanticIds.from_codebook(codebook, vectors)
+    encoder = hisac.HiSACEncoder(semantic_ids, fanouts=(2, 2), candidate_routing=candidate_routing)
+    item_ids = np.random.default_rng(4).integers(0, 31, size=(3, 10))
+    inputs = _encoder_inputs(semantic_ids, item_ids, item_ids > 0)
+    in_graph = encoder(inputs).numpy()
+    codes, semantic, known = semantic_ids(inputs[base.HISTORY_ITEM_ID])
+    mask = inputs[base.HISTORY_MASK] & known
+    agents = encoder.interest_agents({"codes": codes, "semantic": semantic, "mask": mask,
+                                      "values": encoder.ranking_values(inputs, codes, mask)})
+    candidate_codes, candidate_semantic, candidate_known = semantic_ids(inputs[base.CANDIDATE_ITEM_ID])
+    query = inputs[base.CANDIDATE_EMBEDDING] + encoder.code_embedding(candidate_codes, candidate_known)
+    by_hand = encoder.agent_scorer({**agents, "query": query, "candidate_semantic": candidate_semantic,
+                                    "candidate_known": candidate_known})
+    np.testing.assert_allclose(by_hand.numpy(), in_graph, rtol=1e-6, atol=1e-6)
+    assert isinstance(encoder.interest_agents, hisac.InterestAgents)
+    assert isinstance(encoder.agent_scorer, hisac.AgentAttention)
+
+
+def test_the_two_layers_round_trip_through_their_configs(small_tables):
+    codebook, vectors = small_tables
+    agents = hisac.InterestAgents(hisac.SemanticIds.from_codebook(codebook, vectors), fanouts=(2, 3),
+                                  temperature=0.5, statistics=False)
+    copy = hisac.InterestAgents.from_config(agents.get_config())
+    assert (copy.fanouts, copy.temperature, copy.statistics, copy.num_agents) == ((2, 3), 0.5, False, 6)
+    scorer = hisac.AgentAttention(temperature=2.0, hidden_units=(8,), candidate_routing=False)
+    copy = hisac.AgentAttention.from_config(scorer.get_config())
+    assert (copy.temperature, copy.hidden_units, copy.candidate_routing) == (2.0, (8,), False)
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        hisac.AgentAttention(temperature=0.0)

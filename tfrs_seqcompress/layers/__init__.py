@@ -11,8 +11,8 @@ from tfrs_seqcompress.layers.attention import TargetAttention, masked_softmax
 from tfrs_seqcompress.layers.base import HistoryEncoder
 from tfrs_seqcompress.layers.baselines import DINEncoder, MeanPoolingEncoder, SimHardEncoder
 from tfrs_seqcompress.layers.composed import HiSACTokenEncoder
-from tfrs_seqcompress.layers.hisac import (GlobalClusterEncoder, HierarchicalVoting, HiSACEncoder, SemanticIds,
-                                           SoftRoutingAttention)
+from tfrs_seqcompress.layers.hisac import (AgentAttention, GlobalClusterEncoder, HierarchicalVoting, HiSACEncoder,
+                                           InterestAgents, SemanticIds, SoftRoutingAttention)
 from tfrs_seqcompress.layers.iat import IATEncoder, SourceInstanceTransformer, TokenBottleneck
 from tfrs_seqcompress.layers.short_term import WithShortTermBase
 

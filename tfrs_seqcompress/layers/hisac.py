@@ -13,6 +13,10 @@ Semantic and ranking embeddings are decoupled: ``SemanticIds`` holds the semanti
 non-trainable weights (they travel inside a SavedModel), the ranking embeddings come from the
 ranking model and are trained.
 
+The method is two composable layers: ``InterestAgents`` (a history -> K agents) and
+``AgentAttention`` (a candidate over agents). ``HiSACEncoder`` composes them behind the shared
+encoder interface and adds the semantic-ID and time-gap embeddings to the ranking values.
+
 Fallbacks (documented, tested): an event whose item has no semantic vector (ID 0, an ID beyond the
 table, or a row marked unknown — e.g. an item newer than the table) neither votes nor is routed;
 agents without votes are masked; an empty history gives a zero interest vector.
@@ -309,8 +313,137 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
         return {**super().get_config(), "temperature": self.temperature}
 
 
+@tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
+class InterestAgents(tf.keras.layers.Layer):
+    """HiSAC's first half: a history -> K interest-agents (they depend on the history only, so
+    they can be computed once per user, offline).
+
+    The history's semantic IDs elect the agents (``HierarchicalVoting``); every event is routed
+    softly to them by semantic distance and each agent is the routed mean of the events' ranking
+    values (``SoftRoutingAttention``). With ``statistics`` each agent also carries what a mean
+    hides: the embedding of its routed event mass (a log bucket) is added to its value, and its
+    prototype (the semantic point ``AgentAttention`` routes a candidate to) is appended.
+
+    Attributes:
+      semantic_ids: the frozen ``SemanticIds`` tables (their codewords give the prototypes).
+      fanouts: children kept per level by the voting (K = prod(fanouts) agents).
+      temperature: the soft-routing temperature.
+      statistics: add the mass embedding and append the prototypes (HiSAC's candidate routing).
+
+    ``call({"codes": [B, L, H] int, "semantic": [B, L, ds], "values": [B, L, D], "mask": [B, L]})
+    -> {"agent_vectors": [B, K, D (+ ds)], "agent_mask": [B, K] bool, "agent_weights": [B, K]
+    (vote shares), "agent_paths": [B, K, H]}``; ``codes`` and ``semantic`` come from
+    ``semantic_ids(history_item_id)``, and ``mask`` should leave out events it marks unknown.
+
+    Example::
+
+        codes, semantic, known = semantic_ids(history_item_id)
+        agents = InterestAgents(semantic_ids, fanouts=(16, 8), temperature=t)(
+            {"codes": codes, "semantic": semantic, "values": history_values, "mask": history_mask & known})
+    """
+
+    def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] = (4, 2), temperature: float = 1.0,
+                 statistics: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(semantic_ids, dict):
+            semantic_ids = tf.keras.layers.deserialize(semantic_ids)
+        self.semantic_ids = semantic_ids
+        self.voting = HierarchicalVoting(semantic_ids.level_sizes, fanouts)
+        self.routing = SoftRoutingAttention(temperature)
+        self.fanouts, self.temperature, self.statistics = self.voting.fanouts, float(temperature), bool(statistics)
+
+    @property
+    def num_agents(self) -> int:
+        return self.voting.num_agents
+
+    def build(self, input_shape):
+        if self.statistics:
+            self.mass_embedding = tf.keras.layers.Embedding(STATISTIC_BUCKETS, int(input_shape["values"][-1]),
+                                                            name="agent_mass_embedding")
+        super().build(input_shape)
+
+    def call(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        mask = tf.cast(inputs["mask"], tf.bool)
+        paths, votes, agent_mask = self.voting(inputs["codes"], mask)
+        prototypes = self.semantic_ids.prototypes(paths)
+        vectors, mass = self.routing.route(inputs["semantic"], inputs["values"], mask, prototypes, agent_mask)
+        if self.statistics:
+            vectors = tf.concat([vectors + self.mass_embedding(log_buckets(mass)), prototypes], axis=-1)
+        return {"agent_vectors": vectors, "agent_mask": agent_mask, "agent_weights": agent_weights(votes, agent_mask),
+                "agent_paths": paths}
+
+    def get_config(self):
+        return {**super().get_config(), "semantic_ids": tf.keras.layers.serialize(self.semantic_ids),
+                "fanouts": list(self.fanouts), "temperature": self.temperature, "statistics": self.statistics}
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
+class AgentAttention(tf.keras.layers.Layer):
+    """HiSAC's second half: a candidate attends over precomputed agents, at O(K) per candidate.
+
+    Without candidate routing the agents' vote shares are the attention's prior (weights
+    ``∝ votes * exp(score)``): before the scorer has learnt anything the interest is the
+    vote-weighted mean of the agents. With it (agents from ``InterestAgents(statistics=True)``:
+    ``[ranking vector (D) | prototype (ds)]``) the candidate is routed in the same frozen semantic
+    space as the history, ``r_k = softmax_k(-||s_c - p_k||^2 / temperature)`` over the live
+    agents, ``r`` is the prior, and each agent's value gets the embedding of the candidate's
+    scaled distance bucket (is this the candidate's interest at all, or only the nearest one). A
+    candidate without a semantic vector falls back to the vote shares.
+
+    Attributes:
+      temperature: the candidate's routing temperature (the history's).
+      hidden_units: the attention MLP.
+      candidate_routing: route the candidate as described above.
+
+    ``call({"agent_vectors": [B, K, A], "agent_mask": [B, K], "agent_weights": [B, K],
+    "query": [B, D], "candidate_semantic": [B, ds], "candidate_known": [B] bool}) -> [B, D]``;
+    the query is the candidate's ranking embedding (plus, in HiSAC, its semantic-ID embedding).
+
+    Example::
+
+        _, candidate_semantic, candidate_known = semantic_ids(candidate_item_id)
+        interest = AgentAttention(temperature=t)({**agents, "query": candidate_embedding,
+                                                  "candidate_semantic": candidate_semantic,
+                                                  "candidate_known": candidate_known})
+    """
+
+    def __init__(self, temperature: float = 1.0, hidden_units: Sequence[int] = (64, 32),
+                 candidate_routing: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(temperature, (int, float, np.floating)) or not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
+        self.temperature, self.hidden_units = float(temperature), tuple(hidden_units)
+        self.candidate_routing = bool(candidate_routing)
+        self.attention = TargetAttention(self.hidden_units)
+
+    def build(self, input_shape):
+        if self.candidate_routing:
+            self.match_embedding = tf.keras.layers.Embedding(STATISTIC_BUCKETS, int(input_shape["query"][-1]),
+                                                             name="candidate_match_embedding")
+        super().build(input_shape)
+
+    def call(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        vectors, live, query = inputs["agent_vectors"], tf.cast(inputs["agent_mask"], tf.bool), inputs["query"]
+        votes = inputs["agent_weights"]
+        if not self.candidate_routing:
+            return self.attention(vectors, live, query, prior=votes)
+        dim = query.shape[-1]
+        vectors, prototypes = vectors[..., :dim], vectors[..., dim:]
+        known = tf.cast(inputs["candidate_known"], tf.bool)
+        scaled = squared_distances(inputs["candidate_semantic"][:, None, :], prototypes)[:, 0, :] / self.temperature
+        routing = masked_softmax(-scaled, live)
+        prior = tf.where(known[:, None], routing, tf.cast(votes, routing.dtype))
+        match = tf.where(known[:, None], log_buckets(scaled), STATISTIC_BUCKETS - 1)
+        return self.attention(vectors + self.match_embedding(match), live, query, prior=prior)
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature, "hidden_units": list(self.hidden_units),
+                "candidate_routing": self.candidate_routing}
+
+
 class _SemanticEncoder(base.HistoryEncoder):
-    """Shared by HiSAC and the global-cluster baseline: owns the frozen ``SemanticIds`` tables."""
+    """Shared by HiSAC and the global-cluster baseline: owns the frozen ``SemanticIds`` tables, the
+    trainable semantic-ID embeddings and the ``AgentAttention`` (``agent_scorer``) subclasses make."""
 
     required_inputs = base.HistoryEncoder.required_inputs + (base.HISTORY_ITEM_ID, base.CANDIDATE_ITEM_ID)
 
@@ -320,7 +453,6 @@ class _SemanticEncoder(base.HistoryEncoder):
             semantic_ids = tf.keras.layers.deserialize(semantic_ids)
         self.semantic_ids = semantic_ids
         self.hidden_units = tuple(hidden_units)
-        self.agent_attention = TargetAttention(self.hidden_units)
 
     def build(self, input_shape):
         dim = int(input_shape[base.CANDIDATE_EMBEDDING][-1])
@@ -360,16 +492,13 @@ class _SemanticEncoder(base.HistoryEncoder):
     def attend_agents(self, agent_vectors: tf.Tensor, agent_mask: tf.Tensor, agent_weights: tf.Tensor,
                       candidate_embedding: tf.Tensor, candidate_item_id: tf.Tensor) -> tf.Tensor:
         """O(K) per candidate: the candidate (ranking embedding + semantic-ID embedding) attends
-        over ``agent_vectors [B, K, agent_dim]`` -> ``[B, D]``.
-
-        The agents' vote shares ``agent_weights [B, K]`` are the attention's prior (weights
-        ``∝ votes * exp(score)``): before the scorer has learnt anything the interest is the
-        vote-weighted mean of the agents — the history's mean — not a uniform mix in which a
-        one-event agent counts as much as the main interest."""
+        over ``agent_vectors [B, K, agent_dim]`` through ``agent_scorer`` -> ``[B, D]``."""
         self.ensure_built(candidate_embedding.shape[-1])
-        codes, _, known = self.semantic_ids(candidate_item_id)
-        query = candidate_embedding + self.code_embedding(codes, known)
-        return self.agent_attention(agent_vectors, agent_mask, query, prior=agent_weights)
+        codes, semantic, known = self.semantic_ids(candidate_item_id)
+        return self.agent_scorer({"agent_vectors": agent_vectors, "agent_mask": agent_mask,
+                                  "agent_weights": agent_weights,
+                                  "query": candidate_embedding + self.code_embedding(codes, known),
+                                  "candidate_semantic": semantic, "candidate_known": known})
 
     def encode(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
         agents = self.compute_agents(inputs)
@@ -383,7 +512,8 @@ class _SemanticEncoder(base.HistoryEncoder):
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
 class HiSACEncoder(_SemanticEncoder):
-    """HiSAC through the shared encoder interface: voting -> soft routing -> candidate attention.
+    """HiSAC through the shared encoder interface: ``InterestAgents`` (voting -> soft routing)
+    then ``AgentAttention`` (the candidate over the agents).
 
     Inputs (besides ``history_embeddings`` ``[B, L, D]``, ``history_mask``, ``candidate_embedding``
     ``[B, D]``): ``history_item_id`` ``[B, L]`` and ``candidate_item_id`` ``[B]`` (looked up in the
@@ -393,15 +523,10 @@ class HiSACEncoder(_SemanticEncoder):
 
     Candidate routing (``candidate_routing=True``; our design where the paper only says that the
     candidate attends over the agents): the candidate is routed in the same frozen semantic space
-    as the history, ``r_k = softmax_k(-||s_c - p_k||^2 / temperature)`` over the live agents, and
-    ``r`` is the prior of its attention over the agents (weights ``∝ r_k * exp(score_k)``), so the
-    candidate starts from the agent of its own semantic interest instead of having to learn that
-    match from clicks. Each agent also carries two statistics a routed *mean* hides, as learned
-    embeddings of log buckets added to the value the candidate reads: the event mass the agent
-    received (how much of the history is this interest) and the candidate's distance to the
-    agent's prototype (is this the candidate's interest at all, or only the nearest one). The
-    precomputed agent vector then holds ``[ranking vector (D) | prototype (semantic_dim)]``.
-    Without candidate routing the prior is the agents' vote shares, as before.
+    as the history and its routing weights are the prior of its attention over the agents, and
+    each agent carries its event mass and the candidate's distance to it (``InterestAgents``,
+    ``AgentAttention``). The precomputed agent vector then holds ``[ranking vector (D) |
+    prototype (semantic_dim)]``. Without candidate routing the prior is the agents' vote shares.
 
     Attributes:
       semantic_ids: the frozen ``SemanticIds`` tables (built from a codebook).
@@ -427,18 +552,11 @@ class HiSACEncoder(_SemanticEncoder):
     def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] = (4, 2), temperature: float = 1.0,
                  hidden_units: Sequence[int] = (64, 32), candidate_routing: bool = True, **kwargs):
         super().__init__(semantic_ids, hidden_units, **kwargs)
-        self.voting = HierarchicalVoting(self.semantic_ids.level_sizes, fanouts)
-        self.routing = SoftRoutingAttention(temperature)
-        self.fanouts = self.voting.fanouts
-        self.temperature = float(temperature)
         self.candidate_routing = bool(candidate_routing)
-
-    def build(self, input_shape):
-        dim = int(input_shape[base.CANDIDATE_EMBEDDING][-1])
-        if self.candidate_routing:
-            self.mass_embedding = tf.keras.layers.Embedding(STATISTIC_BUCKETS, dim, name="agent_mass_embedding")
-            self.match_embedding = tf.keras.layers.Embedding(STATISTIC_BUCKETS, dim, name="candidate_match_embedding")
-        super().build(input_shape)
+        self.interest_agents = InterestAgents(self.semantic_ids, fanouts, temperature,
+                                              statistics=self.candidate_routing, name="interest_agents")
+        self.agent_scorer = AgentAttention(temperature, self.hidden_units, self.candidate_routing, name="agent_attention")
+        self.fanouts, self.temperature = self.interest_agents.fanouts, float(temperature)
 
     @classmethod
     def from_codebook(cls, codebook: Codebook, item_vectors: np.ndarray, temperature: float | None = None,
@@ -456,7 +574,7 @@ class HiSACEncoder(_SemanticEncoder):
 
     @property
     def num_agents(self) -> int:
-        return self.voting.num_agents
+        return self.interest_agents.num_agents
 
     def agent_dim(self, ranking_dim: int) -> int:
         return ranking_dim + (self.semantic_ids.semantic_dim if self.candidate_routing else 0)
@@ -465,32 +583,8 @@ class HiSACEncoder(_SemanticEncoder):
         self.ensure_built(inputs[base.CANDIDATE_EMBEDDING].shape[-1])
         codes, semantic, known = self.semantic_ids(inputs[base.HISTORY_ITEM_ID])
         mask = tf.cast(inputs[base.HISTORY_MASK], tf.bool) & known
-        paths, votes, agent_mask = self.voting(codes, mask)
-        prototypes = self.semantic_ids.prototypes(paths)
-        vectors, mass = self.routing.route(semantic, self.ranking_values(inputs, codes, mask), mask, prototypes,
-                                           agent_mask)
-        if self.candidate_routing:
-            vectors = tf.concat([vectors + self.mass_embedding(log_buckets(mass)), prototypes], axis=-1)
-        return {"agent_vectors": vectors, "agent_mask": agent_mask, "agent_weights": agent_weights(votes, agent_mask),
-                "agent_paths": paths}
-
-    def attend_agents(self, agent_vectors: tf.Tensor, agent_mask: tf.Tensor, agent_weights: tf.Tensor,
-                      candidate_embedding: tf.Tensor, candidate_item_id: tf.Tensor) -> tf.Tensor:
-        if not self.candidate_routing:
-            return super().attend_agents(agent_vectors, agent_mask, agent_weights, candidate_embedding,
-                                         candidate_item_id)
-        self.ensure_built(candidate_embedding.shape[-1])
-        dim = candidate_embedding.shape[-1]
-        vectors, prototypes = agent_vectors[..., :dim], agent_vectors[..., dim:]
-        codes, semantic, known = self.semantic_ids(candidate_item_id)
-        query = candidate_embedding + self.code_embedding(codes, known)
-        scaled = squared_distances(semantic[:, None, :], prototypes)[:, 0, :] / self.temperature   # [B, K]
-        live = tf.cast(agent_mask, tf.bool)
-        routing = masked_softmax(-scaled, live)
-        # A candidate without a semantic vector cannot be routed: it falls back to the vote shares.
-        prior = tf.where(known[:, None], routing, tf.cast(agent_weights, routing.dtype))
-        match = tf.where(known[:, None], log_buckets(scaled), STATISTIC_BUCKETS - 1)
-        return self.agent_attention(vectors + self.match_embedding(match), live, query, prior=prior)
+        return self.interest_agents({"codes": codes, "semantic": semantic, "mask": mask,
+                                     "values": self.ranking_values(inputs, codes, mask)})
 
     def get_config(self):
         return {**super().get_config(), "fanouts": list(self.fanouts), "temperature": self.temperature,
@@ -514,6 +608,11 @@ class GlobalClusterEncoder(_SemanticEncoder):
     ``semantic_ids``'s level 1 gives the clusters (fit a 1-level codebook with K codes for K
     clusters). Inputs as ``HiSACEncoder``; returns ``[B, D]``.
     """
+
+    def __init__(self, semantic_ids: SemanticIds | dict, hidden_units: Sequence[int] = (64, 32), **kwargs):
+        super().__init__(semantic_ids, hidden_units, **kwargs)
+        self.agent_scorer = AgentAttention(hidden_units=self.hidden_units, candidate_routing=False,
+                                           name="agent_attention")
 
     @property
     def num_agents(self) -> int:
