@@ -33,6 +33,8 @@ class PipelineConfig:
       event_features, context_features: the log's extra columns (see ``features.DataSchema``).
       history_length: L.
       targets_per_user: rank at most this many of each user's events (seeded draw); 0 ranks all.
+      target_column: a 0/1 column of the log marking the events that are ranking targets (the
+        others are history only); empty: every event is a target.
       eval_fraction: the last fraction of the time range used for evaluation.
       encoder: a name from ``tfrs_seqcompress.registry.ENCODERS``.
       epochs, batch_size, learning_rate, embedding_dim, seed: training.
@@ -60,6 +62,7 @@ class PipelineConfig:
     data_format: str = "csv"
     history_length: int = 50
     targets_per_user: int = 0   # 0: every event is a ranking target
+    target_column: str = ""
     eval_fraction: float = 0.2
     encoder: str = "hisac"  # the main job demonstrates a method: HiSAC, with its codebook and agents
     epochs: int = 2

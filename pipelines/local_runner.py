@@ -54,7 +54,8 @@ def load_log(args: argparse.Namespace):
     """The chosen log, validated (nothing written): ``(dataset, name)``."""
     if args.data:
         dataset = interaction_log.load_interaction_log(args.data, args.items, args.history_length,
-                                                       tuple(filter(None, args.context_features.split(","))))
+                                                       tuple(filter(None, args.context_features.split(","))),
+                                                       target_column=args.target_column)
         return dataset, pathlib.Path(args.data).name.split(".")[0]
     if args.dataset == movielens.ML_1M:
         return movielens.load_movielens_1m(history_length=args.history_length), movielens.ML_1M
@@ -179,6 +180,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--history-length", type=int, default=defaults.history_length)
     parser.add_argument("--targets-per-user", type=int, default=defaults.targets_per_user,
                         help="rank at most this many of each user's events (a seeded draw; 0: every event)")
+    parser.add_argument("--target-column",
+                        help="with --data: a 0/1 column of your log marking the events to rank (the others are "
+                             "history only); default: every event is a ranking target")
     parser.add_argument("--encoder", default=defaults.encoder)
     parser.add_argument("--iat-scheme", default=defaults.iat_scheme, choices=["temporal_order", "user_order"],
                         help="IAT source-model scheme (with --encoder iat or hisac_iat)")
@@ -242,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.items and not args.data:
         print("ERROR: --items needs --data (MovieLens carries its own item table).", file=sys.stderr)
         return 2
+    if args.target_column and not args.data:
+        print("ERROR: --target-column needs --data (a column of your log).", file=sys.stderr)
+        return 2
     flag_error = check_model_name(args.model_name) or check_training_flags(args)
     if flag_error:
         print(f"ERROR: {flag_error}", file=sys.stderr)
@@ -277,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     data_dir, schema = prepare_log(args, args.pipeline_root, loaded)
     config = configs.PipelineConfig(
         data_dir=data_dir, event_features=tuple(schema.event_features), context_features=schema.context_features,
-        history_length=args.history_length, targets_per_user=args.targets_per_user, encoder=args.encoder,
+        history_length=args.history_length, targets_per_user=args.targets_per_user,
+        target_column=args.target_column or "", encoder=args.encoder,
         epochs=args.epochs, batch_size=args.batch_size,
         strategy=args.strategy, iat_scheme=args.iat_scheme, token_dim=args.token_dim, codebook_levels=levels,
         fanouts=fanouts, item_vectors_path=stage_item_vectors(args.item_vectors, data_dir) if args.item_vectors else "",

@@ -128,7 +128,8 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         tokens["codebook"] = fitter.outputs["codebook"]
     history_gen = HistoryExampleGen(
         log_examples=example_gen.outputs["examples"], history_length=config.history_length,
-        eval_fraction=config.eval_fraction, targets_per_user=config.targets_per_user, **features, **tokens)
+        eval_fraction=config.eval_fraction, targets_per_user=config.targets_per_user,
+        target_column=config.target_column, **features, **tokens)
     trainer = _trainer(config, history_gen, config.encoder)
     validation, blessing = _validation(config, history_gen, trainer)
     pusher = AtomicPusher(

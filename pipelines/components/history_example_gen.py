@@ -43,11 +43,13 @@ def HistoryExampleGen(
     context_features: tfx.dsl.components.Parameter[str] = "",
     event_features: tfx.dsl.components.Parameter[str] = "",
     targets_per_user: tfx.dsl.components.Parameter[int] = 0,
+    target_column: tfx.dsl.components.Parameter[str] = "",
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Builds history examples of length ``history_length``; the last ``eval_fraction`` of time is eval.
 
-    ``event_features`` / ``context_features`` are comma-separated column names of the log. With
+    ``event_features`` / ``context_features`` are comma-separated column names of the log;
+    ``target_column`` (optional) a 0/1 column of it marking the ranking targets. With
     ``instance_tokens`` (IAT) every example also carries ``hist_token``, and the schema records
     ``token_dim`` and, as a custom property, the token version.
     """
@@ -84,7 +86,7 @@ def HistoryExampleGen(
             events = {"events": events, "tokens": tokens}
         outputs = events | "BuildHistories" >> history_beam.BuildHistoryExamples(
             build_schema, eval_fraction, attach_tokens=token_beam.attach_user_tokens if token_dim else None,
-            targets_per_user=targets_per_user)
+            targets_per_user=targets_per_user, target_column=target_column or None)
         for split in history.SPLITS:
             _ = outputs[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
                 os.path.join(history_examples.uri, f"Split-{split}", "data_tfrecord"),

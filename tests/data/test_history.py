@@ -246,3 +246,26 @@ def test_the_beam_job_can_rank_a_seeded_sample_of_each_users_events():
     assert len(decoded) == 4 * len(np.unique(log[F.USER_ID]))  # every user here has more than 4 events
     assert list(history_beam.sampled_targets(3, 10, 4)) == list(history_beam.sampled_targets(3, 10, 4))
     assert list(history_beam.sampled_targets(3, 3, 4)) == [0, 1, 2]
+
+
+def test_the_beam_job_ranks_only_the_events_a_target_column_marks():
+    from tfrs_seqcompress.data import synthetic
+    world = synthetic.generate(synthetic.SyntheticConfig(num_users=6, mean_history=40, seed=2, history_length=5))
+    schema = world.dataset.schema
+    log = {**world.dataset.log, "is_target": (np.random.default_rng(0).random(len(world.dataset.log[F.LABEL]))
+                                              < 0.3).astype(np.int64)}
+    index = history.HistoryIndex(log, schema)
+    everything = index.examples()   # every event's example; the marked ones are the targets
+    expected = []
+    for user in np.unique(log[F.USER_ID]):
+        marked = np.flatnonzero((index.events[F.USER_ID] == user) & (index.events["is_target"] == 1))
+        expected += [marked[i] for i in history_beam.sampled_targets(user, len(marked), 3)]
+    decoded = [helpers.decoded_example(e) for e in F.to_tf_examples(history.select(everything, np.array(expected)))]
+    with beam.Pipeline() as pipeline:
+        outputs = (pipeline | beam.Create(helpers.log_events(log))
+                   | history_beam.BuildHistoryExamples(schema, 0.2, targets_per_user=3, target_column="is_target"))
+        both = (outputs["train"], outputs["eval"]) | beam.Flatten() | beam.Map(helpers.decoded_example)
+        assert_that(both, equal_to(decoded))
+    # The unmarked events are still history: some target's window holds more events than targets before it.
+    hist_mask = everything[F.HISTORY_MASK][expected]
+    assert hist_mask.sum() > len(expected) and "is_target" not in everything

@@ -79,3 +79,22 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("user_id,item_id,timestamp,label,category\n1,5,100,1,2\n", encoding="utf-8-sig")
     assert interaction_log.load_interaction_log(path).log[F.USER_ID].tolist() == [1]
+
+
+def test_a_target_column_is_kept_in_the_log_but_is_no_event_feature(tmp_path):
+    path = tmp_path / "log.csv"
+    header = "user_id,item_id,timestamp,label,category,hour,is_target\n"
+    path.write_text(header + "1,5,100,1,2,3,0\n1,6,200,0,3,4,1\n")
+    dataset = interaction_log.load_interaction_log(path, target_column="is_target")
+    assert list(dataset.log["is_target"]) == [0, 1] and "is_target" not in dataset.schema.event_features
+    assert "hour" in dataset.schema.event_features
+    with pytest.raises(ValueError, match="--target-column 'chosen' is not a column of the log"):
+        interaction_log.load_interaction_log(path, target_column="chosen")
+
+
+@pytest.mark.parametrize("marks, message", [((0, 2), "must be 0 \\(history only\\) or 1"), ((0, 0), "marks no event")])
+def test_a_bad_target_column_is_refused(tmp_path, marks, message):
+    path = tmp_path / "log.csv"
+    path.write_text(f"user_id,item_id,timestamp,label,category,is_target\n1,5,100,1,2,{marks[0]}\n1,6,200,0,3,{marks[1]}\n")
+    with pytest.raises(ValueError, match=message):
+        interaction_log.load_interaction_log(path, target_column="is_target")

@@ -30,8 +30,28 @@ def write_small_item_vectors(directory: pathlib.Path, seed: int = 5) -> pathlib.
                                            directory / "input" / "item_vectors.csv")
 
 
-def write_small_log(directory: pathlib.Path, seed: int = 5) -> pathlib.Path:
-    return interaction_log.write_log_csv(small_log(seed), directory / "input" / "log.csv")
+def write_small_log(directory: pathlib.Path, seed: int = 5, target_share: float | None = None) -> pathlib.Path:
+    """The small log as a user's CSV; with ``target_share`` a seeded 0/1 column ``is_target`` marks
+    that share of the events as ranking targets (``--target-column is_target``)."""
+    log = small_log(seed)
+    if target_share is not None:
+        marked = np.random.default_rng(seed).random(len(log[F.LABEL])) < target_share
+        log = {**log, TARGET_COLUMN: marked.astype(np.int64)}
+    return interaction_log.write_log_csv(log, directory / "input" / "log.csv")
+
+
+TARGET_COLUMN = "is_target"
+
+
+def history_records(tmp_path: pathlib.Path, split: str) -> list[bytes]:
+    """Every serialized example of a split HistoryExampleGen wrote."""
+    import tensorflow as tf
+
+    from tfrs_seqcompress.data import tf_data
+
+    examples_dir = next((tmp_path / "root").glob("HistoryExampleGen/history_examples/*"))
+    files = tf.io.gfile.glob(tf_data.split_file_pattern(str(examples_dir), split))
+    return [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
 def write_newer_log(directory: pathlib.Path, seed: int = 5) -> pathlib.Path:

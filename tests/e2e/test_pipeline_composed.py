@@ -2,7 +2,8 @@
 CodebookFitter both feed HistoryExampleGen; the Trainer builds the composed encoder; the pushed
 model holds both versions, serves in-graph and with precomputed agents, refuses missing or stale
 tokens, and the AgentWriter computes every user's agents with the user's tokens. The codebook is
-fitted on the user's own item vectors (``--item-vectors``), not on a two-tower model's.
+fitted on the user's own item vectors (``--item-vectors``), not on a two-tower model's, and a column
+of the log marks which events are ranked (``--target-column``).
 
 One run covers the token path of both token encoders: ``iat`` differs from ``hisac_iat`` only in
 the encoder the Trainer builds, which the layer and export tests cover."""
@@ -15,6 +16,7 @@ from tests.e2e import runs
 from tfrs_seqcompress import agent_table
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import serving, serving_client
+from tfrs_seqcompress.data import interaction_log
 from tfrs_seqcompress.hisac import semantic
 from tfrs_seqcompress.iat import token_beam
 
@@ -24,10 +26,11 @@ TOKEN_DIM = 4
 @pytest.fixture(scope="module")
 def composed_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("composed_pipeline")
-    result = runs.run_pipeline(tmp_path, runs.write_small_log(tmp_path), "--encoder", "hisac_iat",
+    result = runs.run_pipeline(tmp_path, runs.write_small_log(tmp_path, target_share=0.4), "--encoder", "hisac_iat",
                                "--codebook-levels", "4,3", "--fanouts", "2,2", "--token-dim", str(TOKEN_DIM),
                                "--iat-scheme", "user_order",
-                               "--item-vectors", str(runs.write_small_item_vectors(tmp_path)))
+                               "--item-vectors", str(runs.write_small_item_vectors(tmp_path)),
+                               "--target-column", runs.TARGET_COLUMN)
     assert result.returncode == 0, result.stderr[-5000:]
     return tmp_path, result
 
@@ -51,6 +54,22 @@ def test_tokens_are_versioned_and_trained_on_the_training_period_only(composed_r
     assert data_schema_io.read_schema(schema.uri).token_version == version  # what the Trainer builds from
     assert schema.custom_properties["codebook_version"].string_value == runs.single_artifact(
         tmp_path, "tfrs_seqcompress.SemanticCodebook").custom_properties["version"].string_value
+
+
+def test_only_the_marked_events_are_ranked_and_every_event_is_history(composed_run):
+    tmp_path, _ = composed_run
+    log = interaction_log.read_csv_columns(tmp_path / "input" / "log.csv")
+    records = runs.history_records(tmp_path, "train") + runs.history_records(tmp_path, "eval")
+    assert len(records) == int(log[runs.TARGET_COLUMN].sum()) < len(log[F.LABEL])
+    parsed = [tf.train.Example.FromString(record).features.feature for record in records]
+    assert runs.TARGET_COLUMN not in parsed[0] and f"hist_{runs.TARGET_COLUMN}" not in parsed[0]
+    marked = {(user, time) for user, time, mark in zip(log[F.USER_ID], log[F.TIMESTAMP], log[runs.TARGET_COLUMN]) if mark}
+    assert {(f[F.USER_ID].int64_list.value[0], f[F.TIMESTAMP].int64_list.value[0]) for f in parsed} <= marked
+    # A target's history holds the unmarked events before it too (not only the earlier targets).
+    def marked_before(f):
+        user, time = f[F.USER_ID].int64_list.value[0], f[F.TIMESTAMP].int64_list.value[0]
+        return sum(1 for u, t in marked if u == user and t < time)
+    assert any(sum(f[F.HISTORY_MASK].int64_list.value) > marked_before(f) for f in parsed)
 
 
 def test_the_codebook_is_fitted_on_the_users_item_vectors(composed_run):

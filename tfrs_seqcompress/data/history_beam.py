@@ -56,16 +56,20 @@ def sampled_targets(user: int, count: int, per_user: int | None, seed: int = 0) 
 
 def _user_examples(grouped: tuple[int, Iterable[Mapping[str, int]], Iterable[tuple]], schema: F.DataSchema,
                    columns: tuple[str, ...], attach_tokens=None, targets_per_user: int | None = None,
-                   seed: int = 0) -> Iterable[tuple[int, bytes]]:
+                   seed: int = 0, target_column: str | None = None) -> Iterable[tuple[int, bytes]]:
     user, events, tokens = grouped
     events = list(events)
     if not events:
         return
     log = {name: np.array([event[name] for event in events], dtype=np.int64) for name in columns}
     F.validate_log(log, event_features=tuple(schema.event_features))
-    examples = history.user_history_examples(log, schema)
-    rows = sampled_targets(user, len(examples[F.USER_ID]), targets_per_user, seed)
-    examples = {name: values[rows] for name, values in examples.items()}
+    index = history.HistoryIndex(log, schema)
+    candidates = (np.flatnonzero(index.events[target_column] == 1) if target_column  # in target-time order
+                  else np.arange(len(index)))
+    rows = candidates[sampled_targets(user, len(candidates), targets_per_user, seed)]
+    if not len(rows):
+        return
+    examples = index.examples(rows)
     if schema.token_dim:
         examples = attach_tokens(user, examples, list(tokens), schema.token_dim, schema.token_version)
     for timestamp, serialized in zip(examples[F.TIMESTAMP], F.to_tf_examples(examples)):
@@ -113,10 +117,12 @@ class BuildHistoryExamples(beam.PTransform):
         same draw in every run and in both splits' periods); None or 0 ranks every event. Each
         target's history is still every earlier event (the last L).
       seed: of that draw.
+      target_column: a 0/1 column of the events marking the ranking targets (the others are
+        history only); sampling then draws among the marked events. None: every event.
     """
 
     def __init__(self, schema: F.DataSchema, eval_fraction: float, attach_tokens=None,
-                 targets_per_user: int | None = None, seed: int = 0):
+                 targets_per_user: int | None = None, seed: int = 0, target_column: str | None = None):
         super().__init__()
         history.check_eval_fraction(eval_fraction)
         if schema.token_dim and attach_tokens is None:
@@ -127,7 +133,8 @@ class BuildHistoryExamples(beam.PTransform):
         self._targets_per_user, self._seed = targets_per_user, seed
         self._schema = schema
         self._eval_fraction = eval_fraction
-        self._columns = F.LOG_COLUMNS + tuple(schema.event_features)
+        self._target_column = target_column or None
+        self._columns = F.LOG_COLUMNS + tuple(schema.event_features) + ((target_column,) if target_column else ())
 
     def expand(self, inputs):
         events, tokens = (inputs["events"], inputs.get("tokens")) if isinstance(inputs, dict) else (inputs, None)
@@ -147,7 +154,8 @@ class BuildHistoryExamples(beam.PTransform):
             grouped = ({"events": keyed, "tokens": tokens} | "GroupByUser" >> beam.CoGroupByKey()
                        | "Unpack" >> beam.Map(lambda kv: (kv[0], kv[1]["events"], kv[1]["tokens"])))
         examples = grouped | "BuildPerUser" >> beam.FlatMap(_user_examples, self._schema, self._columns,
-                                                            self._attach_tokens, self._targets_per_user, self._seed)
+                                                            self._attach_tokens, self._targets_per_user, self._seed,
+                                                            self._target_column)
         eval_fraction = self._eval_fraction
 
         def which_split(timestamped, num_partitions, min_ts, max_ts):

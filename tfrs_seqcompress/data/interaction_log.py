@@ -180,13 +180,35 @@ def infer_schema(log: Mapping[str, np.ndarray], history_length: int,
         context_features=tuple(context_features))
 
 
-def load_interaction_log(path: pathlib.Path | str, item_table: pathlib.Path | str | None = None,
-                         history_length: int = 50, context_features: Sequence[str] = ()) -> InteractionDataset:
-    """Loads a user's log (``.csv``, ``.tfrecord`` or ``.tfrecord.gz``) into the contract's form.
+def pop_target_column(log: dict[str, np.ndarray], target_column: str, where: str) -> np.ndarray:
+    """Removes and returns the 0/1 column marking the events that are ranking targets.
 
     Raises:
-      ValueError: a column is missing or malformed, the log is empty, or an item is unknown to
-        the item table (all via ``features.validate_log``).
+      ValueError: the column is missing, holds another value than 0 and 1, or marks no event.
+    """
+    if target_column not in log:
+        raise ValueError(f"{where}: --target-column {target_column!r} is not a column of the log "
+                         f"(columns {sorted(log)}).")
+    marked = np.asarray(log.pop(target_column), np.int64)
+    if not np.isin(marked, (0, 1)).all():
+        raise ValueError(f"{where}: target column {target_column!r} must be 0 (history only) or 1 (a ranking "
+                         f"target), got values {np.unique(marked)[:10].tolist()}.")
+    if not marked.any():
+        raise ValueError(f"{where}: target column {target_column!r} marks no event as a ranking target.")
+    return marked
+
+
+def load_interaction_log(path: pathlib.Path | str, item_table: pathlib.Path | str | None = None,
+                         history_length: int = 50, context_features: Sequence[str] = (),
+                         target_column: str | None = None) -> InteractionDataset:
+    """Loads a user's log (``.csv``, ``.tfrecord`` or ``.tfrecord.gz``) into the contract's form.
+
+    ``target_column`` names a 0/1 column marking which events are ranking targets (every event
+    stays history); it is kept in ``log`` but is no event feature of the schema.
+
+    Raises:
+      ValueError: a column is missing or malformed, the log is empty, an item is unknown to the
+        item table (all via ``features.validate_log``), or a bad target column.
     """
     path = pathlib.Path(path)
     name = path.name.lower()
@@ -199,10 +221,13 @@ def load_interaction_log(path: pathlib.Path | str, item_table: pathlib.Path | st
                          f"{list(CSV_SUFFIXES + TFRECORD_SUFFIXES)} (any case).")
     if item_table is not None:
         log = join_item_table(log, read_item_table(item_table))
+    marked = pop_target_column(log, target_column, str(path)) if target_column else None
     # Vocabularies are inferred from the validated log, so its IDs lie inside them by construction.
     log = F.validate_log(log, event_features=tuple(name for name in log if name not in F.LOG_COLUMNS))
     check_id_sizes(log, str(path))
     schema = infer_schema(log, history_length, context_features)
+    if marked is not None:
+        log[target_column] = marked
     categories = np.zeros(schema.num_items, np.int64)
     categories[log[F.ITEM_ID]] = log[F.CATEGORY]
     names = ["<unknown>"] + [str(index) for index in range(1, schema.num_categories)]
