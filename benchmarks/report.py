@@ -176,8 +176,9 @@ def render(results_dir: pathlib.Path = RESULTS_DIR, not_run: dict | None = None)
               "columns come from the run that made that row (rows re-run with `--update` are from later runs, "
               "on a machine that may have been busier); the latency, serving, codebook, pipeline and hot-path "
               "tables are each one run: compare costs as ratios within those. The `quality_*.json` files predate "
-              "HiSAC's candidate routing and its quarter-of-the-level-1-error temperature: their HiSAC rows "
-              "(and hisac_iat's) measure HiSAC without them; the long-history section measures the current one._")
+              "HiSAC's candidate routing and its temperature relative to the level-1 error: their HiSAC rows "
+              "(and hisac_iat's) measure HiSAC without them; the long-history section measures the current one, "
+              "each row with the temperature scale it chose._")
     return "\n\n".join([header] + sections) + "\n"
 
 

@@ -117,7 +117,7 @@ def test_semantic_encoders_need_a_codebook_and_refuse_another(world_examples, se
         models.build_ranking_model(schema, "hisac")
     model = models.build_ranking_model(schema, "hisac", **semantic["hisac"])
     assert model.encoder.temperature == pytest.approx(
-        0.25 * semantic["hisac"]["codebook"].statistics["quantisation_error"][0])  # hisac.DEFAULT_TEMPERATURE_SCALE
+        0.05 * semantic["hisac"]["codebook"].statistics["quantisation_error"][0])  # hisac.DEFAULT_TEMPERATURE_SCALE
     model.check_codebook(semantic["hisac"]["codebook"])
     with pytest.raises(CodebookError, match="level sizes \\(8,\\); expected \\(4, 8\\)"):
         model.check_codebook(semantic["global_clusters"]["codebook"])
