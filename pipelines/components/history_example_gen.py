@@ -70,7 +70,7 @@ def HistoryExampleGen(
                                 event_features={name: 1 for name in events_names},
                                 context_features=context_names, token_dim=token_dim,
                                 token_version=token_version or "")
-    columns = F.LOG_COLUMNS + events_names
+    columns = history_beam.event_columns(events_names, target_column or None)
     max_ids_dir = os.path.join(schema.uri, "_max_ids")
     with beam_pipeline as pipeline:
         events = (pipeline

@@ -260,12 +260,18 @@ def test_the_beam_job_ranks_only_the_events_a_target_column_marks():
     for user in np.unique(log[F.USER_ID]):
         marked = np.flatnonzero((index.events[F.USER_ID] == user) & (index.events["is_target"] == 1))
         expected += [marked[i] for i in history_beam.sampled_targets(user, len(marked), 3)]
-    decoded = [helpers.decoded_example(e) for e in F.to_tf_examples(history.select(everything, np.array(expected)))]
+    expected = np.array(expected)
+    decoded = [helpers.decoded_example(e) for e in F.to_tf_examples(history.select(everything, expected))]
+    # The events arrive as the pipeline's ExampleGen writes them and are parsed with the builder's columns.
+    columns = history_beam.event_columns(tuple(schema.event_features), "is_target")
     with beam.Pipeline() as pipeline:
-        outputs = (pipeline | beam.Create(helpers.log_events(log))
+        outputs = (pipeline | beam.Create(F.to_tf_examples(log))
+                   | beam.Map(history_beam.parse_log_example, columns)
                    | history_beam.BuildHistoryExamples(schema, 0.2, targets_per_user=3, target_column="is_target"))
         both = (outputs["train"], outputs["eval"]) | beam.Flatten() | beam.Map(helpers.decoded_example)
         assert_that(both, equal_to(decoded))
-    # The unmarked events are still history: some target's window holds more events than targets before it.
-    hist_mask = everything[F.HISTORY_MASK][expected]
-    assert hist_mask.sum() > len(expected) and "is_target" not in everything
+    # Every earlier event is history, not only the earlier targets: each window holds min(L, earlier events).
+    earlier = index.start[expected] - index.first[expected]
+    np.testing.assert_array_equal(everything[F.HISTORY_MASK][expected].sum(axis=1), np.minimum(earlier, 5))
+    earlier_marked = np.array([index.events["is_target"][index.first[row]:index.start[row]].sum() for row in expected])
+    assert (np.minimum(earlier, 5) > earlier_marked).any()

@@ -78,7 +78,7 @@ def test_the_codebook_is_fitted_on_the_users_item_vectors(composed_run):
     assert codebook.custom_properties["semantic_vectors"].string_value == "item_vectors_file"
     fitted, vectors = semantic_io.load_semantic_tables(codebook.uri)
     content = semantic.content_vectors(runs.small_world().dataset)
-    assert len(vectors) <= len(content)  # one row per item ID of the log
+    assert len(vectors) == data_schema_io.read_schema(runs.single_artifact(tmp_path, "Schema").uri).num_items
     np.testing.assert_allclose(vectors, content[: len(vectors)], rtol=1e-6)  # the file's values, row i = item i
     assert fitted.dim == content.shape[1]
 

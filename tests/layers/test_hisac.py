@@ -322,3 +322,27 @@ def test_the_two_layers_round_trip_through_their_configs(small_tables):
     assert (copy.temperature, copy.hidden_units, copy.candidate_routing) == (2.0, (8,), False)
     with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         hisac.AgentAttention(temperature=0.0)
+
+
+def test_fresh_layers_compose_in_a_users_model_as_the_docs_show(small_tables):
+    codebook, vectors = small_tables
+    semantic_ids = hisac.SemanticIds.from_codebook(codebook, vectors)
+    item_ids = np.array([[1, 2, 2, 9, 17, 0], [25, 26, 3, 0, 0, 0]])
+    codes, semantic, known = semantic_ids(tf.constant(item_ids, tf.int64))
+    mask = tf.constant(item_ids > 0) & known
+    values = tf.random.stateless_normal((2, 6, 5), seed=(1, 2))
+    agents = hisac.InterestAgents(semantic_ids, fanouts=(2, 2), temperature=0.5)(
+        {"codes": codes, "semantic": semantic, "values": values, "mask": mask})
+    assert agents["agent_vectors"].shape == (2, 4, 5 + 4)   # [ranking values (D) | prototype (ds)]
+    # The leaves with votes under the two most-voted level-1 codes: user 1's events sit in the
+    # leaves (0, 0), (0, 2), (1, 2), (2, 0), so level 1 keeps codes 0 and 1 and three leaves vote;
+    # user 2's in (1, 1) and (0, 0): two. A path without votes is masked.
+    codes_of = codebook.assign(vectors[[1, 2, 9, 17, 25, 26, 3]])
+    assert [tuple(code) for code in codes_of] == [(0, 2), (0, 0), (1, 2), (2, 0), (1, 1), (1, 1), (0, 0)]
+    np.testing.assert_array_equal(agents["agent_mask"].numpy().sum(axis=1), [3, 2])
+    np.testing.assert_allclose(agents["agent_weights"].numpy().sum(axis=1), 1.0, rtol=1e-6)
+    _, candidate_semantic, candidate_known = semantic_ids(tf.constant([26, 0], tf.int64))
+    interest = hisac.AgentAttention(temperature=0.5)({**agents, "query": tf.ones((2, 5)),
+                                                      "candidate_semantic": candidate_semantic,
+                                                      "candidate_known": candidate_known})
+    assert interest.shape == (2, 5) and np.isfinite(interest.numpy()).all()

@@ -46,6 +46,12 @@ def parse_log_example(serialized: bytes, columns: tuple[str, ...]) -> dict[str, 
     return event
 
 
+def event_columns(event_features: tuple[str, ...], target_column: str | None = None) -> tuple[str, ...]:
+    """The log columns the history builder reads: the contract's, the event features and, when
+    given, the 0/1 column marking the ranking targets."""
+    return F.LOG_COLUMNS + tuple(event_features) + ((target_column,) if target_column else ())
+
+
 def sampled_targets(user: int, count: int, per_user: int | None, seed: int = 0) -> np.ndarray:
     """Which of a user's ``count`` events (in target-time order) are ranking targets: all of them,
     or ``per_user`` drawn uniformly, seeded by (seed, user) so every run draws the same ones."""
@@ -134,7 +140,7 @@ class BuildHistoryExamples(beam.PTransform):
         self._schema = schema
         self._eval_fraction = eval_fraction
         self._target_column = target_column or None
-        self._columns = F.LOG_COLUMNS + tuple(schema.event_features) + ((target_column,) if target_column else ())
+        self._columns = event_columns(tuple(schema.event_features), target_column)
 
     def expand(self, inputs):
         events, tokens = (inputs["events"], inputs.get("tokens")) if isinstance(inputs, dict) else (inputs, None)

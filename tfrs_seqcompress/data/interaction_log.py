@@ -221,6 +221,9 @@ def load_interaction_log(path: pathlib.Path | str, item_table: pathlib.Path | st
                          f"{list(CSV_SUFFIXES + TFRECORD_SUFFIXES)} (any case).")
     if item_table is not None:
         log = join_item_table(log, read_item_table(item_table))
+    if target_column and target_column in F.LOG_COLUMNS + tuple(context_features):
+        raise ValueError(f"{path}: --target-column {target_column!r} is a contract or context column; mark the "
+                         "ranking targets in a column of their own (0: history only, 1: a ranking target).")
     marked = pop_target_column(log, target_column, str(path)) if target_column else None
     # Vocabularies are inferred from the validated log, so its IDs lie inside them by construction.
     log = F.validate_log(log, event_features=tuple(name for name in log if name not in F.LOG_COLUMNS))

@@ -233,9 +233,10 @@ def own_leaf_share(codebook: Codebook, item_vectors: np.ndarray, temperature: fl
     codes = codebook.assign(vectors)
     leaves, own = np.unique(codes, axis=0, return_inverse=True)
     prototypes = codebook.reconstruct(leaves).astype(np.float64)
-    shares = []
+    shares, prototype_norms = [], (prototypes ** 2).sum(axis=1)
     for start in range(0, len(vectors), chunk):
-        distances = ((vectors[start:start + chunk, None, :] - prototypes[None]) ** 2).sum(-1)
+        points = vectors[start:start + chunk]
+        distances = np.maximum((points ** 2).sum(axis=1)[:, None] - 2 * points @ prototypes.T + prototype_norms, 0.0)
         logits = -(distances - distances.min(axis=1, keepdims=True)) / temperature
         weights = np.exp(logits)
         shares.append(weights[np.arange(len(weights)), own.reshape(-1)[start:start + chunk]] / weights.sum(axis=1))
