@@ -98,3 +98,11 @@ def test_a_bad_target_column_is_refused(tmp_path, marks, message):
     path.write_text(f"user_id,item_id,timestamp,label,category,is_target\n1,5,100,1,2,{marks[0]}\n1,6,200,0,3,{marks[1]}\n")
     with pytest.raises(ValueError, match=message):
         interaction_log.load_interaction_log(path, target_column="is_target")
+
+
+@pytest.mark.parametrize("column", ["label", "hour"])
+def test_a_contract_or_context_column_is_refused_as_the_target_column(tmp_path, column):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp,label,category,hour\n1,5,100,1,2,3\n1,6,200,0,3,4\n")
+    with pytest.raises(ValueError, match=f"--target-column '{column}' is a contract or context column"):
+        interaction_log.load_interaction_log(path, context_features=("hour",), target_column=column)
