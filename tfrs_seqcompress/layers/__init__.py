@@ -39,4 +39,5 @@ def make_encoder(name: str, **overrides) -> HistoryEncoder:
 __all__ = ["HistoryEncoder", "TargetAttention", "masked_softmax", "MeanPoolingEncoder", "DINEncoder",
            "SimHardEncoder", "IATEncoder", "SourceInstanceTransformer", "TokenBottleneck", "ENCODERS", "make_encoder",
            "GlobalClusterEncoder", "HierarchicalVoting", "HiSACEncoder", "SemanticIds", "SoftRoutingAttention",
+           "InterestAgents", "AgentAttention",
            "SEMANTIC_ENCODERS", "VOTING_ENCODERS", "TOKEN_ENCODERS", "HiSACTokenEncoder", "WithShortTermBase"]
