@@ -7,8 +7,7 @@ Events of one user are ordered stably by (timestamp, item_id) so that sequences 
 when timestamps tie.
 
 ``HistoryIndex`` is the single implementation: ``build_history_examples`` applies it to a whole
-in-memory log, ``history_beam.BuildHistoryExamples`` to each user inside Beam (through
-``user_history_examples``), and ``tf_data.dataset_from_history_index`` to a batch of targets at a
+in-memory log, ``history_beam.BuildHistoryExamples`` to each user's chosen targets inside Beam, and ``tf_data.dataset_from_history_index`` to a batch of targets at a
 time (long histories, where every example's ``[L]`` arrays would not fit in memory).
 
 Example::
@@ -250,19 +249,6 @@ def request_search_history(events: Mapping[str, np.ndarray], user_id: int, reque
         column[length - len(chosen):] = values[chosen]
         user[name] = column
     return user
-
-
-def user_history_examples(events: Mapping[str, np.ndarray], schema: F.DataSchema) -> dict[str, np.ndarray]:
-    """Builds one history example per event of a single user (what the Beam job calls per user).
-
-    Args:
-      events: one user's log columns (any order), each ``[n]``.
-      schema: gives L (``history_length``), the event features and the context features.
-
-    Returns:
-      Example columns: target fields ``[n]`` and ``hist_*`` arrays ``[n, L]``, sorted by target time.
-    """
-    return HistoryIndex(events, schema).examples()
 
 
 def build_history_examples(log: Mapping[str, np.ndarray], schema: F.DataSchema,

@@ -1,8 +1,8 @@
 """The history-example builder as an Apache Beam ``PTransform``, so it scales past one machine.
 
 It groups events by user (one user's history must fit one worker: 10^4-10^5 events is fine) and
-calls the same ``history.user_history_examples`` as the in-memory path, so both give identical
-examples. The time cutoff comes from two global combiners (min/max timestamp), as a side input.
+builds each user's chosen targets with the same ``history.HistoryIndex`` as the in-memory path, so
+both give identical examples. The time cutoff comes from two global combiners (min/max timestamp), as a side input.
 
 Example::
 
