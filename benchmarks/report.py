@@ -134,11 +134,20 @@ def codebook_table(report: dict) -> str:
 
 
 def pipeline_table(report: dict) -> str:
-    names = list(report["runs"][0]["components"])
-    rows = [[run["name"], f"{run['seconds']:.0f}"] + [f"{run['components'].get(name, 0.0):.0f}" for name in names]
-            for run in report["runs"]]
-    return table(f"**Pipeline end to end** (`pipeline.json`, one run; {report['data']}, encoder {report['encoder']}; "
-                 f"runner peak RSS {report['peak_rss_mb']:,.0f} MB; seconds)", ["run", "total", *names], rows)
+    configurations = report.get("configurations", {"ml-100k": report})  # an older file holds one configuration
+    names = list(dict.fromkeys(node for one in configurations.values() for run in one["runs"]
+                               for node in run["components"]))
+    rows = []
+    for name, one in configurations.items():
+        for run in one["runs"]:
+            peak = run.get("peak_rss_mb", one.get("peak_rss_mb"))
+            written = f"{sum(run['bytes_written'].values()) / 2**20:,.0f}" if "bytes_written" in run else "–"
+            rows.append([name, " ".join(one.get("arguments", [])) or "(defaults)", run["name"], f"{run['seconds']:.0f}",
+                         f"{peak:,.0f}" if peak else "–", written]
+                        + [f"{run['components'][node]:.0f}" if node in run["components"] else "–" for node in names])
+    return table("**Pipeline end to end** (`pipeline.json`, one run per configuration; seconds, the runner's peak "
+                 "RSS, MB written under the pipeline root)",
+                 ["configuration", "runner flags", "run", "total s", "peak RSS MB", "MB written", *names], rows)
 
 
 def hot_path_table(report: dict) -> str:

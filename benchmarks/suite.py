@@ -36,6 +36,7 @@ STEPS = {
     "serving": ["serving"],
     "codebook": ["codebook"],
     "pipeline": ["pipeline"],
+    "pipeline_long": ["pipeline", "--configurations", "ml-1m_hisac_L1000,ml-1m_iat_L1000", "--skip-rerun"],
     # Soft routing's distances, before (f58379b: the [B, L, K, d] differences) and after.
     "hot_path": ["hot_path", "--before", "f58379b"],
 }

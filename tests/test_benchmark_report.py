@@ -80,3 +80,29 @@ def test_both_generated_sections_of_the_docs_page_are_replaced(tmp_path):
     text = page.read_text()
     assert text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith(f"{report.END}\nend\n")
     assert "| din_full | – | 0.8000 ± 0.0020 |" in text and "old" not in text
+
+
+def test_the_pipeline_table_has_a_row_per_configuration_and_run(tmp_path):
+    from benchmarks import pipeline
+
+    old = {"data": "ml-100k", "encoder": "din_full", "peak_rss_mb": 2121.0,
+           "runs": [{"name": "from scratch", "seconds": 162.0, "components": {"Trainer": 15.0}}]}
+    (tmp_path / "pipeline.json").write_text(json.dumps(old))
+    configurations = pipeline.read_report(tmp_path / "pipeline.json")   # an older file stays, as ml-100k
+    configurations["ml-1m_hisac_L1000"] = {"arguments": ["--dataset", "ml-1m"], "runs": [
+        {"name": "from scratch", "seconds": 900.0, "components": {"CodebookFitter": 60.0, "Trainer": 500.0},
+         "bytes_written": {"HistoryExampleGen": 300 * 2**20, "Trainer": 20 * 2**20}, "peak_rss_mb": 3500.0}]}
+    text = report.pipeline_table({"configurations": configurations})
+    assert "| ml-100k | (defaults) | from scratch | 162 | 2,121 | – | 15 | – |" in text
+    assert "| ml-1m_hisac_L1000 | --dataset ml-1m | from scratch | 900 | 3,500 | 320 | 500 | 60 |" in text
+
+
+def test_the_pipeline_benchmark_counts_the_bytes_each_component_wrote(tmp_path):
+    from benchmarks import pipeline
+
+    (tmp_path / "Trainer" / "model" / "3").mkdir(parents=True)
+    (tmp_path / "Trainer" / "model" / "3" / "saved_model.pb").write_bytes(b"x" * 1000)
+    (tmp_path / "HistoryExampleGen").mkdir()
+    (tmp_path / "HistoryExampleGen" / "data.gz").write_bytes(b"y" * 10)
+    assert pipeline.bytes_by_directory(tmp_path) == {"Trainer": 1000, "HistoryExampleGen": 10}
+    assert pipeline.bytes_by_directory(tmp_path / "absent") == {}
