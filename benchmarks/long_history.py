@@ -225,6 +225,7 @@ def load_block(block: Block) -> Data:
     data = Data(block, dataset.schema, index, splits, validation_from, semantic.content_vectors(dataset),
                 long_tail, sizes, repeat_evidence(index, splits["test"], block.history_length))
     data.analysis.update(routing_sharpness(data))
+    data.analysis.update(user_rate_evidence(index, splits["test"], block.history_length))
     if world is not None:
         data.analysis.update(evidence_ceilings(data, world))
     return data
@@ -262,6 +263,26 @@ def repeat_evidence(index: history.HistoryIndex, rows: np.ndarray, history_lengt
         rate[number] = (labels[window][same].sum() + 1) / (same.sum() + 2)
     return {"test_targets_with_item_in_window": float(present.mean()),
             "item_click_rate_test_auc": float(metrics.roc_auc(labels[rows], rate))}
+
+
+def user_rate_evidence(index: history.HistoryIndex, rows: np.ndarray, history_length: int,
+                       recent: tuple[int, ...] = (20, 50)) -> dict:
+    """How much of the test set a user's click level decides, with no item in it: the test AUC and
+    GAUC of one feature, the user's smoothed click rate ((clicks + 1) / (events + 2)) over the whole
+    window and over its last N events. Its AUC is what pooling across users rewards (a user who
+    clicks more, or lately more); its GAUC (within a user, over time) shows how little it ranks
+    one user's candidates."""
+    labels = index.events[F.LABEL]
+    clicks = np.concatenate([[0], np.cumsum(labels)])
+    start, first = index.start[rows], index.first[rows]
+    evidence = {}
+    for name, length in [("window", history_length)] + [(f"last_{n}", n) for n in recent]:
+        low = np.maximum(first, start - length)
+        rate = (clicks[start] - clicks[low] + 1) / (start - low + 2)
+        evidence[f"user_click_rate_{name}_test_auc"] = float(metrics.roc_auc(labels[rows], rate))
+        evidence[f"user_click_rate_{name}_test_gauc"] = float(
+            metrics.gauc(index.events[F.USER_ID][rows], labels[rows], rate))
+    return evidence
 
 
 # The grid over which a target's preference posterior is computed (the planted preferences lie well inside).
@@ -540,16 +561,23 @@ def write_block(path: pathlib.Path, block: dict) -> None:
     path.write_text(json.dumps(blocks, indent=1))
 
 
-def add_ceilings(path: pathlib.Path) -> list[dict]:
-    """Adds ``sizes.bayes_auc`` to every synthetic block of the results file (the worlds are regenerated)."""
+def add_analysis(path: pathlib.Path) -> list[dict]:
+    """Recomputes, for every block of the results file, what needs no training: the synthetic blocks'
+    Bayes ceiling (``sizes.bayes_auc``; the worlds are regenerated) and the block's ``analysis``
+    (evidence, routing sharpness, the user click-rate feature). Encoder rows are left as they are."""
     blocks = read_blocks(path)
     for block in blocks:
         match = [b for b in BLOCKS.values() if (b.dataset, b.variant, b.history_length) ==
                  (block["dataset"], block["variant"], block["history_length"])]
-        if block["dataset"] == "synthetic" and match:
-            block["sizes"]["bayes_auc"] = load_block(match[0]).sizes["bayes_auc"]
-            print(f"[long_history] {block['variant']} L = {block['history_length']}: Bayes ceiling "
-                  f"{block['sizes']['bayes_auc']:.4f}", flush=True)
+        if not match:
+            continue
+        data = load_block(match[0])
+        if "bayes_auc" in data.sizes:
+            block["sizes"]["bayes_auc"] = data.sizes["bayes_auc"]
+        block["analysis"] = json.loads(json.dumps(data.analysis))
+        print(f"[long_history] {block['dataset']} {block['variant']} L = {block['history_length']}: analysis "
+              f"recomputed{' (Bayes ceiling %.4f)' % data.sizes['bayes_auc'] if 'bayes_auc' in data.sizes else ''}",
+              flush=True)
     path.write_text(json.dumps(blocks, indent=1))
     return blocks
 
@@ -578,8 +606,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     parser.add_argument("--output-dir", default=str(RESULTS_DIR))
     parser.add_argument("--list", action="store_true", help="print the blocks and rows, then exit")
-    parser.add_argument("--ceilings", action="store_true",
-                        help="only (re)compute the Bayes ceiling of the synthetic blocks already in the results file")
+    parser.add_argument("--analysis", action="store_true",
+                        help="only recompute the Bayes ceilings and label-free analysis of the blocks in the results file")
     args = parser.parse_args(argv)
     if args.list:
         for name, block in BLOCKS.items():
@@ -591,8 +619,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     output = pathlib.Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     path = output / RESULT_FILE
-    if args.ceilings:
-        return add_ceilings(path)
+    if args.analysis:
+        return add_analysis(path)
     for block_name in args.blocks.split(","):
         block = BLOCKS[block_name]
         data = load_block(block)

@@ -96,6 +96,7 @@ def test_a_synthetic_block_reports_what_its_history_can_tell(smoke_results):
     analysis = json.loads(smoke_results.read_text())[0]["analysis"]
     for name in ("subcategory", "codebook_leaf", "category"):
         assert 0.5 < analysis[f"{name}_evidence_test_auc"] <= 1.0
+    assert 0.0 <= analysis["user_click_rate_last_20_test_auc"] <= 1.0
 
 
 def test_a_widened_grid_reuses_the_finished_runs_and_keeps_the_block(smoke_results, monkeypatch):
@@ -112,3 +113,18 @@ def test_a_widened_grid_reuses_the_finished_runs_and_keeps_the_block(smoke_resul
                        "--output-dir", str(smoke_results.parent)])
     (block,) = json.loads(smoke_results.read_text())
     assert block["settings"]["note"] == "the same runs" and len(block["encoders"]["hisac"]["runs"]) == 2
+
+
+def test_the_user_click_rate_feature_reads_the_window_and_its_recent_part():
+    # User 1 clicked early and not lately, user 2 the opposite; each target follows the user's recent clicks.
+    labels = {1: [1, 1, 1, 1, 0, 0, 0], 2: [0, 0, 0, 0, 1, 1, 1]}
+    log = {F.USER_ID: np.repeat([1, 2], 7), F.ITEM_ID: np.tile(np.arange(1, 8), 2),
+           F.TIMESTAMP: np.tile(np.arange(100, 107), 2), F.LABEL: np.array(labels[1] + labels[2]),
+           F.CATEGORY: np.ones(14, np.int64)}
+    schema = F.DataSchema(num_users=3, num_items=8, num_categories=2, history_length=50)
+    index = long_history.history.HistoryIndex(log, schema)
+    targets = np.array([6, 13])   # each user's last event
+    evidence = long_history.user_rate_evidence(index, targets, history_length=50, recent=(2,))
+    assert evidence["user_click_rate_last_2_test_auc"] == 1.0   # the recent rate separates them
+    assert evidence["user_click_rate_window_test_auc"] == 0.0   # the whole window points the other way
+    assert np.isnan(evidence["user_click_rate_window_test_gauc"])   # one target per user: nothing within a user
