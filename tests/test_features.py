@@ -37,6 +37,28 @@ def test_schema_rejects_inconsistent_settings(kwargs, message):
         F.DataSchema(**{**settings, **kwargs})
 
 
+def test_a_schema_splits_into_its_vocabularies_and_the_example_spec():
+    schema = F.DataSchema(num_users=3, num_items=5, num_categories=2, history_length=4,
+                          event_features={"hour": 25, "rating": 6}, context_features=("hour",), token_dim=2,
+                          token_version="v1")
+    spec = F.ExampleSpec(history_length=4, event_features=("hour", "rating"), context_features=("hour",),
+                         token_dim=2, token_version="v1")
+    assert schema.example_spec == spec
+    assert F.example_feature_shapes(spec) == F.example_feature_shapes(schema)
+    assert spec.outcome_features == schema.outcome_features == ("rating",)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(history_length=0), "history_length must be a positive int"),
+    (dict(context_features=("device",)), "context_features \\['device'\\] are not event_features"),
+    (dict(event_features=("hist_x",)), "use reserved names"),
+    (dict(token_dim=-1), "token_dim must be an int >= 0"),
+])
+def test_an_example_spec_rejects_inconsistent_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        F.ExampleSpec(**{"history_length": 4, **kwargs})
+
+
 def test_log_missing_column_is_named():
     log = helpers.tiny_log()
     del log[F.CATEGORY]

@@ -78,8 +78,70 @@ def history_name(field: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class ExampleSpec:
+    """What a history example holds, whatever the vocabularies: what builds examples needs.
+
+    A ``DataSchema`` (the vocabularies too) gives its own as ``schema.example_spec``; a builder
+    that reads the vocabularies off the data it builds from (the pipeline's example generation)
+    starts from an ``ExampleSpec`` alone.
+
+    Attributes:
+      history_length: L, the fixed length of every history array.
+      event_features: the extra per-event features, stored for every history event as ``hist_<name>``.
+      context_features: the event features also known at request time (stored for the target too).
+      token_dim: d of the IAT instance tokens carried as ``hist_token``; 0 when examples carry none.
+      token_version: the version (source-model fingerprint) of those tokens.
+
+    Example::
+
+        spec = ExampleSpec(history_length=1000, event_features=("hour", "rating"), context_features=("hour",))
+        example_feature_shapes(spec)["hist_rating"]    # (1000,)
+    """
+
+    history_length: int
+    event_features: tuple[str, ...] = ()
+    context_features: tuple[str, ...] = ()
+    token_dim: int = 0
+    token_version: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.history_length, (int, np.integer)) or self.history_length < 1:
+            raise ValueError(f"history_length must be a positive int, got {self.history_length!r}.")
+        if not isinstance(self.token_dim, (int, np.integer)) or self.token_dim < 0:
+            raise ValueError(f"token_dim must be an int >= 0, got {self.token_dim!r}.")
+        object.__setattr__(self, "event_features", tuple(self.event_features))
+        object.__setattr__(self, "context_features", tuple(self.context_features))
+        unknown = [name for name in self.context_features if name not in self.event_features]
+        if unknown:
+            raise ValueError(f"context_features {unknown} are not event_features "
+                             f"(expected a subset of {sorted(self.event_features)}).")
+        clashes = set(self.event_features) & set(LOG_COLUMNS)
+        if clashes:
+            raise ValueError(f"event_features may not reuse contract column names: {sorted(clashes)}.")
+        reserved = sorted(set(self.event_features) & set(RESERVED_EVENT_FEATURES)
+                          | {name for name in self.event_features if name.startswith(HISTORY_PREFIX)})
+        if reserved:
+            raise ValueError(f"event_features {reserved} use reserved names (the contract adds "
+                             f"{[HISTORY_MASK, HISTORY_TOKEN, TOKEN_VERSION]}, agent features and the "
+                             f"'{HISTORY_PREFIX}' prefix itself): rename the column(s).")
+
+    @property
+    def outcome_features(self) -> tuple[str, ...]:
+        """Event features describing an event's outcome (history only): the non-context ones."""
+        return tuple(name for name in self.event_features if name not in self.context_features)
+
+    @property
+    def history_fields(self) -> tuple[str, ...]:
+        """Per-event fields of a history, without the ``hist_`` prefix."""
+        return HISTORY_BASE_FIELDS + tuple(self.event_features)
+
+
+@dataclasses.dataclass(frozen=True)
 class DataSchema:
-    """Vocabulary sizes and lengths of one dataset; travels with the data and the model.
+    """Vocabulary sizes of one dataset and the examples it makes; travels with the data and the model.
+
+    The vocabularies (``num_*``, ``event_features``' sizes) describe the log; the rest
+    (``example_spec``: L, context features, tokens) what each example holds.
 
     Attributes:
       num_users: user IDs lie in ``[0, num_users)``; 0 means unknown.
@@ -110,33 +172,28 @@ class DataSchema:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"DataSchema.{name} must be a positive int, got {value!r}.")
-        if not isinstance(self.token_dim, (int, np.integer)) or self.token_dim < 0:
-            raise ValueError(f"DataSchema.token_dim must be an int >= 0, got {self.token_dim!r}.")
         object.__setattr__(self, "event_features", dict(self.event_features))
         object.__setattr__(self, "context_features", tuple(self.context_features))
-        unknown = [name for name in self.context_features if name not in self.event_features]
-        if unknown:
-            raise ValueError(f"context_features {unknown} are not event_features "
-                             f"(expected a subset of {sorted(self.event_features)}).")
-        clashes = set(self.event_features) & set(LOG_COLUMNS)
-        if clashes:
-            raise ValueError(f"event_features may not reuse contract column names: {sorted(clashes)}.")
-        reserved = sorted(set(self.event_features) & set(RESERVED_EVENT_FEATURES)
-                          | {name for name in self.event_features if name.startswith(HISTORY_PREFIX)})
-        if reserved:
-            raise ValueError(f"event_features {reserved} use reserved names (the contract adds "
-                             f"{[HISTORY_MASK, HISTORY_TOKEN, TOKEN_VERSION]}, agent features and the "
-                             f"'{HISTORY_PREFIX}' prefix itself): rename the column(s).")
+        try:
+            self.example_spec  # noqa: B018 -- validates the names, L and the tokens
+        except ValueError as error:
+            raise ValueError(f"DataSchema: {error}") from None
+
+    @property
+    def example_spec(self) -> ExampleSpec:
+        """What this dataset's examples hold (L, event and context features, tokens)."""
+        return ExampleSpec(self.history_length, tuple(self.event_features), self.context_features,
+                           self.token_dim, self.token_version)
 
     @property
     def outcome_features(self) -> tuple[str, ...]:
         """Event features describing an event's outcome (history only): the non-context ones."""
-        return tuple(name for name in self.event_features if name not in self.context_features)
+        return self.example_spec.outcome_features
 
     @property
     def history_fields(self) -> tuple[str, ...]:
         """Per-event fields of a history, without the ``hist_`` prefix."""
-        return HISTORY_BASE_FIELDS + tuple(self.event_features)
+        return self.example_spec.history_fields
 
     def vocabulary_size(self, field: str) -> int | None:
         """Size of the ID space of ``field`` (a log column or event feature); None for timestamps."""
@@ -157,7 +214,7 @@ class DataSchema:
         return dataclasses.replace(self, history_length=history_length)
 
 
-def example_feature_shapes(schema: DataSchema, with_label: bool = True) -> dict[str, tuple[int, ...]]:
+def example_feature_shapes(schema: DataSchema | ExampleSpec, with_label: bool = True) -> dict[str, tuple[int, ...]]:
     """Name -> shape (``()``, ``(L,)``, or ``(L, d)`` for ``hist_token``) of every history-example
     feature. All are int64 but ``hist_token`` (float32)."""
     shapes: dict[str, tuple[int, ...]] = {name: () for name in TARGET_FIELDS + schema.context_features}
@@ -177,7 +234,7 @@ def token_version_id(version: str) -> int:
     return int(hashlib.sha256(str(version).encode()).hexdigest()[:15], 16)
 
 
-def example_parse_spec(schema: DataSchema, with_label: bool = True) -> dict[str, Any]:
+def example_parse_spec(schema: DataSchema | ExampleSpec, with_label: bool = True) -> dict[str, Any]:
     """The ``tf.io.parse_example`` spec of a history example (every feature required)."""
     import tensorflow as tf  # Imported lazily: the contract's NumPy checks run without TensorFlow.
 

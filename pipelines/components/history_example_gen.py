@@ -65,11 +65,9 @@ def HistoryExampleGen(
                                     f"but {recorded!r} in ML Metadata: the artefact was modified.")
     if codebook is not None:  # a broken or modified codebook fails here, before the Beam job, not after it
         semantic_io.load_semantic_tables(codebook.uri, expected_version=codebook.get_string_custom_property("version"))
-    # Vocabulary sizes are measured below; placeholders of 1 are enough for building examples.
-    build_schema = F.DataSchema(num_users=1, num_items=1, num_categories=1, history_length=history_length,
-                                event_features={name: 1 for name in events_names},
-                                context_features=context_names, token_dim=token_dim,
-                                token_version=token_version or "")
+    # What each example holds; the vocabularies are measured from the data below (max_ids).
+    spec = F.ExampleSpec(history_length=history_length, event_features=events_names,
+                         context_features=context_names, token_dim=token_dim, token_version=token_version or "")
     columns = history_beam.event_columns(events_names, target_column or None)
     max_ids_dir = os.path.join(schema.uri, "_max_ids")
     with beam_pipeline as pipeline:
@@ -85,7 +83,7 @@ def HistoryExampleGen(
                       | "ParseTokens" >> beam.Map(token_beam.parse_token_record))
             events = {"events": events, "tokens": tokens}
         outputs = events | "BuildHistories" >> history_beam.BuildHistoryExamples(
-            build_schema, eval_fraction, attach_tokens=token_beam.attach_user_tokens if token_dim else None,
+            spec, eval_fraction, attach_tokens=token_beam.attach_user_tokens if token_dim else None,
             targets_per_user=targets_per_user, target_column=target_column or None)
         for split in history.SPLITS:
             _ = outputs[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(

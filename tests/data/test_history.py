@@ -110,14 +110,17 @@ def test_bad_eval_fraction_is_rejected(fraction):
         history.time_cutoff(np.array([1, 2]), fraction)
 
 
-def test_beam_transform_matches_in_memory_builder():
+@pytest.mark.parametrize("given", ["schema", "example_spec"])
+def test_beam_transform_matches_in_memory_builder(given):
     schema = helpers.tiny_schema(history_length=3)
     log = helpers.tiny_log()
     examples = history.build_history_examples(log, schema)
     train, evaluation = history.split_by_time(examples, history.time_cutoff(log[F.TIMESTAMP], 0.25))
+    # The pipeline knows no vocabulary before this step: it builds from the example spec alone.
+    what = schema if given == "schema" else schema.example_spec
     with beam.Pipeline() as pipeline:
         outputs = (pipeline | beam.Create(helpers.log_events(log))
-                   | history_beam.BuildHistoryExamples(schema, eval_fraction=0.25))
+                   | history_beam.BuildHistoryExamples(what, eval_fraction=0.25))
         for split, expected in (("train", train), ("eval", evaluation)):
             assert_that(outputs[split] | f"Decode{split}" >> beam.Map(helpers.decoded_example),
                         equal_to([helpers.decoded_example(record) for record in F.to_tf_examples(expected)]), label=split)

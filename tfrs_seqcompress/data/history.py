@@ -63,7 +63,7 @@ class HistoryIndex:
         batch = index.examples(np.arange(512))   # the first 512 events in (user, time) order
     """
 
-    def __init__(self, log: Mapping[str, np.ndarray], schema: F.DataSchema):
+    def __init__(self, log: Mapping[str, np.ndarray], schema: F.DataSchema | F.ExampleSpec):
         self.schema = schema
         order = np.lexsort((log[F.ITEM_ID], log[F.TIMESTAMP], log[F.USER_ID]))
         self.events = {name: np.asarray(values)[order] for name, values in log.items()}

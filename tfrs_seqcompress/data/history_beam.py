@@ -60,7 +60,7 @@ def sampled_targets(user: int, count: int, per_user: int | None, seed: int = 0) 
     return np.sort(np.random.default_rng([seed, int(user)]).choice(count, per_user, replace=False))
 
 
-def _user_examples(grouped: tuple[int, Iterable[Mapping[str, int]], Iterable[tuple]], schema: F.DataSchema,
+def _user_examples(grouped: tuple[int, Iterable[Mapping[str, int]], Iterable[tuple]], schema: F.ExampleSpec,
                    columns: tuple[str, ...], attach_tokens=None, targets_per_user: int | None = None,
                    seed: int = 0, target_column: str | None = None) -> Iterable[tuple[int, bytes]]:
     user, events, tokens = grouped
@@ -114,8 +114,8 @@ class BuildHistoryExamples(beam.PTransform):
     ``iat.token_beam.attach_user_tokens``: this data-layer module does not import the methods).
 
     Args:
-      schema: L, event features and context features (its vocabulary sizes are not used here:
-        ``max_ids`` reports what the data holds, to build the final schema).
+      schema: an ``F.ExampleSpec`` (L, event and context features, tokens), or a ``DataSchema``
+        (its ``example_spec`` is used: ``max_ids`` reports the vocabularies the data holds).
       eval_fraction: the last fraction of the time range whose targets go to ``"eval"``.
       attach_tokens: ``(user, examples, token_records, token_dim, token_version) -> examples``,
         needed when ``schema.token_dim > 0``.
@@ -127,7 +127,7 @@ class BuildHistoryExamples(beam.PTransform):
         history only); sampling then draws among the marked events. None: every event.
     """
 
-    def __init__(self, schema: F.DataSchema, eval_fraction: float, attach_tokens=None,
+    def __init__(self, schema: F.ExampleSpec | F.DataSchema, eval_fraction: float, attach_tokens=None,
                  targets_per_user: int | None = None, seed: int = 0, target_column: str | None = None):
         super().__init__()
         history.check_eval_fraction(eval_fraction)
@@ -137,20 +137,20 @@ class BuildHistoryExamples(beam.PTransform):
         if targets_per_user is not None and targets_per_user < 0:
             raise ValueError(f"targets_per_user must be >= 0 (0: every event), got {targets_per_user}.")
         self._targets_per_user, self._seed = targets_per_user, seed
-        self._schema = schema
+        self._spec = schema.example_spec if isinstance(schema, F.DataSchema) else schema
         self._eval_fraction = eval_fraction
         self._target_column = target_column or None
         self._columns = event_columns(tuple(schema.event_features), target_column)
 
     def expand(self, inputs):
         events, tokens = (inputs["events"], inputs.get("tokens")) if isinstance(inputs, dict) else (inputs, None)
-        if self._schema.token_dim and tokens is None:
-            raise ValueError(f"schema.token_dim is {self._schema.token_dim}: pass {{'events': ..., 'tokens': ...}} "
+        if self._spec.token_dim and tokens is None:
+            raise ValueError(f"schema.token_dim is {self._spec.token_dim}: pass {{'events': ..., 'tokens': ...}} "
                              "with the token records keyed by user.")
         timestamps = events | "Timestamps" >> beam.Map(lambda event: event[F.TIMESTAMP])
         min_timestamp = timestamps | "MinTime" >> beam.CombineGlobally(min)
         max_timestamp = timestamps | "MaxTime" >> beam.CombineGlobally(max)
-        id_columns = (F.USER_ID, F.ITEM_ID, F.CATEGORY) + tuple(self._schema.event_features)
+        id_columns = (F.USER_ID, F.ITEM_ID, F.CATEGORY) + tuple(self._spec.event_features)
         max_ids = events | "MaxIds" >> beam.CombineGlobally(_MaxId(id_columns))
         keyed = events | "KeyByUser" >> beam.Map(lambda event: (event[F.USER_ID], event))
         if tokens is None:
@@ -159,7 +159,7 @@ class BuildHistoryExamples(beam.PTransform):
         else:
             grouped = ({"events": keyed, "tokens": tokens} | "GroupByUser" >> beam.CoGroupByKey()
                        | "Unpack" >> beam.Map(lambda kv: (kv[0], kv[1]["events"], kv[1]["tokens"])))
-        examples = grouped | "BuildPerUser" >> beam.FlatMap(_user_examples, self._schema, self._columns,
+        examples = grouped | "BuildPerUser" >> beam.FlatMap(_user_examples, self._spec, self._columns,
                                                             self._attach_tokens, self._targets_per_user, self._seed,
                                                             self._target_column)
         eval_fraction = self._eval_fraction
