@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 
 import tensorflow as tf
 
+from tfrs_seqcompress import registry
 from tfrs_seqcompress.layers import base
 from tfrs_seqcompress.layers.hisac import HiSACEncoder, SemanticIds
 from tfrs_seqcompress.layers.iat import check_tokens
@@ -48,8 +49,9 @@ class HiSACTokenEncoder(HiSACEncoder):
 
     required_inputs = HiSACEncoder.required_inputs + (base.HISTORY_TOKENS,)
 
-    def __init__(self, semantic_ids: SemanticIds | dict, token_dim: int = 16, fanouts: Sequence[int] = (4, 2),
-                 temperature: float = 1.0, hidden_units: Sequence[int] = (64, 32), **kwargs):
+    def __init__(self, semantic_ids: SemanticIds | dict, token_dim: int = 16,
+                 fanouts: Sequence[int] = registry.HISAC_FANOUTS, temperature: float = 1.0,
+                 hidden_units: Sequence[int] = (64, 32), **kwargs):
         super().__init__(semantic_ids, fanouts=fanouts, temperature=temperature, hidden_units=hidden_units, **kwargs)
         self.token_dim = int(token_dim)
 

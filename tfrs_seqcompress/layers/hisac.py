@@ -28,6 +28,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfrs_seqcompress import registry
 from tfrs_seqcompress.hisac.codebook import Codebook, CodebookError
 from tfrs_seqcompress.layers import base
 from tfrs_seqcompress.layers.attention import TargetAttention, masked_softmax
@@ -344,8 +345,8 @@ class InterestAgents(tf.keras.layers.Layer):
             {"codes": codes, "semantic": semantic, "values": history_values, "mask": history_mask & known})
     """
 
-    def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] = (4, 2), temperature: float = 1.0,
-                 statistics: bool = True, **kwargs):
+    def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] = registry.HISAC_FANOUTS,
+                 temperature: float = 1.0, statistics: bool = True, **kwargs):
         super().__init__(**kwargs)
         if isinstance(semantic_ids, dict):
             semantic_ids = tf.keras.layers.deserialize(semantic_ids)
@@ -551,8 +552,9 @@ class HiSACEncoder(_SemanticEncoder):
                             "history_item_id": ids, "candidate_item_id": candidate_ids})
     """
 
-    def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] = (4, 2), temperature: float = 1.0,
-                 hidden_units: Sequence[int] = (64, 32), candidate_routing: bool = True, **kwargs):
+    def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] = registry.HISAC_FANOUTS,
+                 temperature: float = 1.0, hidden_units: Sequence[int] = (64, 32), candidate_routing: bool = True,
+                 **kwargs):
         super().__init__(semantic_ids, hidden_units, **kwargs)
         self.candidate_routing = bool(candidate_routing)
         self.interest_agents = InterestAgents(self.semantic_ids, fanouts, temperature,
