@@ -83,7 +83,7 @@ def HistoryExampleGen(
                       | "ParseTokens" >> beam.Map(token_beam.parse_token_record))
             events = {"events": events, "tokens": tokens}
         outputs = events | "BuildHistories" >> history_beam.BuildHistoryExamples(
-            spec, eval_fraction, attach_tokens=token_beam.attach_user_tokens if token_dim else None,
+            spec, eval_fraction, token_rows=token_beam.user_token_rows if token_dim else None,
             targets_per_user=targets_per_user, target_column=target_column or None)
         for split in history.SPLITS:
             _ = outputs[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(

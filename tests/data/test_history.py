@@ -278,3 +278,30 @@ def test_the_beam_job_ranks_only_the_events_a_target_column_marks():
     np.testing.assert_array_equal(everything[F.HISTORY_MASK][expected].sum(axis=1), np.minimum(earlier, 5))
     earlier_marked = np.array([index.events["is_target"][index.first[row]:index.start[row]].sum() for row in expected])
     assert (np.minimum(earlier, 5) > earlier_marked).any()
+
+
+def test_the_beam_job_builds_search_windows_like_the_index():
+    # The latest event plus the latest two earlier ones of the target's category, searched over the last 5.
+    log = {F.USER_ID: np.array([1] * 8 + [2, 2]), F.ITEM_ID: np.arange(1, 11),
+           F.TIMESTAMP: np.array([10, 20, 30, 40, 50, 60, 70, 80, 15, 25]), F.LABEL: np.array([1, 0] * 5),
+           F.CATEGORY: np.array([1, 2, 1, 2, 1, 2, 1, 2, 1, 1]), "hour": np.arange(1, 11)}
+    schema = F.DataSchema(num_users=3, num_items=11, num_categories=3, history_length=5, event_features={"hour": 11})
+    index = history.HistoryIndex(log, schema)
+    everything = index.search_examples(np.arange(len(index)), 1, 2, index.events[F.CATEGORY])
+    last = int(np.flatnonzero(everything[F.TIMESTAMP] == 80)[0])
+    assert everything[F.history_name(F.TIMESTAMP)][last].tolist() == [40, 60, 70]  # 2 of category 2, then the latest
+    train, evaluation = history.split_by_time(everything, history.time_cutoff(log[F.TIMESTAMP], 0.25))
+    spec = dataclasses.replace(schema.example_spec, history_length=3)
+    with beam.Pipeline() as pipeline:
+        outputs = (pipeline | beam.Create(helpers.log_events(log))
+                   | history_beam.BuildHistoryExamples(spec, 0.25, search_window=(1, 2), search_depth=5))
+        for split, expected in (("train", train), ("eval", evaluation)):
+            assert_that(outputs[split] | f"Decode{split}" >> beam.Map(helpers.decoded_example),
+                        equal_to([helpers.decoded_example(record) for record in F.to_tf_examples(expected)]), label=split)
+
+
+@pytest.mark.parametrize("window, depth", [((1, 1), 5), ((-1, 4), 5), ((2, 1), 2)])
+def test_a_search_window_that_does_not_fit_the_examples_is_refused(window, depth):
+    spec = F.ExampleSpec(history_length=3)
+    with pytest.raises(ValueError, match="must be >= 0 and add up to the examples' L = 3"):
+        history_beam.BuildHistoryExamples(spec, 0.25, search_window=window, search_depth=depth)

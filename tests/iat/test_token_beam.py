@@ -70,7 +70,27 @@ def test_beam_history_builder_attaches_the_same_tokens_as_the_store(trained):
         events = pipeline | "Events" >> beam.Create(helpers.log_events(log))
         tokens = pipeline | "Tokens" >> beam.Create(records) | beam.Map(token_beam.parse_token_record)
         outputs = ({"events": events, "tokens": tokens}
-                   | history_beam.BuildHistoryExamples(token_schema, 0.25, token_beam.attach_user_tokens))
+                   | history_beam.BuildHistoryExamples(token_schema, 0.25, token_beam.user_token_rows))
+        for split, columns in (("train", train), ("eval", evaluation)):
+            assert_that(outputs[split] | f"Decode{split}" >> beam.Map(_decoded),
+                        equal_to([_decoded(r) for r in F.to_tf_examples(columns)]), label=split)
+
+
+def test_search_windows_carry_the_tokens_of_the_events_they_hold(trained):
+    log, schema, model, _, version = trained
+    store = S.build_token_store(model, log)   # sorted like the index: its tokens are the index's rows'
+    index = history.HistoryIndex(log, dataclasses.replace(schema, history_length=4))
+    expected = index.search_examples(np.arange(len(index)), 1, 1, index.events[F.CATEGORY], {"token": store.tokens})
+    expected[F.TOKEN_VERSION] = np.full(len(index), F.token_version_id(version), np.int64)
+    train, evaluation = history.split_by_time(expected, history.time_cutoff(log[F.TIMESTAMP], 0.25))
+    spec = dataclasses.replace(schema.example_spec, history_length=2, token_dim=4, token_version=version)
+    records = [token_beam.token_record(u, t, i, token) for u, t, i, token in
+               zip(store.user_id, store.timestamp, store.item_id, store.tokens)]
+    with beam.Pipeline() as pipeline:
+        events = pipeline | "Events" >> beam.Create(helpers.log_events(log))
+        tokens = pipeline | "Tokens" >> beam.Create(records) | beam.Map(token_beam.parse_token_record)
+        outputs = ({"events": events, "tokens": tokens} | history_beam.BuildHistoryExamples(
+            spec, 0.25, token_beam.user_token_rows, search_window=(1, 1), search_depth=4))
         for split, columns in (("train", train), ("eval", evaluation)):
             assert_that(outputs[split] | f"Decode{split}" >> beam.Map(_decoded),
                         equal_to([_decoded(r) for r in F.to_tf_examples(columns)]), label=split)
@@ -86,13 +106,13 @@ def test_missing_tokens_for_a_user_are_an_error_not_a_silent_gap(trained):
             events = pipeline | "Events" >> beam.Create(helpers.log_events(log))
             tokens = pipeline | "Tokens" >> beam.Create(records) | beam.Map(token_beam.parse_token_record)
             _ = {"events": events, "tokens": tokens} | history_beam.BuildHistoryExamples(
-                dataclasses.replace(schema, token_dim=4), 0.25, token_beam.attach_user_tokens)
+                dataclasses.replace(schema, token_dim=4), 0.25, token_beam.user_token_rows)
 
 
 def test_token_schema_without_tokens_is_refused():
     with pytest.raises(ValueError, match="schema.token_dim is 4: pass"):
         with beam.Pipeline() as pipeline:
             _ = pipeline | beam.Create([]) | history_beam.BuildHistoryExamples(
-                dataclasses.replace(helpers.tiny_schema(), token_dim=4), 0.25, token_beam.attach_user_tokens)
-    with pytest.raises(ValueError, match="pass attach_tokens"):
+                dataclasses.replace(helpers.tiny_schema(), token_dim=4), 0.25, token_beam.user_token_rows)
+    with pytest.raises(ValueError, match="pass token_rows"):
         history_beam.BuildHistoryExamples(dataclasses.replace(helpers.tiny_schema(), token_dim=4), 0.25)

@@ -13,6 +13,7 @@ Example::
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable, Mapping
 
 import apache_beam as beam
@@ -60,24 +61,29 @@ def sampled_targets(user: int, count: int, per_user: int | None, seed: int = 0) 
     return np.sort(np.random.default_rng([seed, int(user)]).choice(count, per_user, replace=False))
 
 
-def _user_examples(grouped: tuple[int, Iterable[Mapping[str, int]], Iterable[tuple]], schema: F.ExampleSpec,
-                   columns: tuple[str, ...], attach_tokens=None, targets_per_user: int | None = None,
-                   seed: int = 0, target_column: str | None = None) -> Iterable[tuple[int, bytes]]:
+def _user_examples(grouped: tuple[int, Iterable[Mapping[str, int]], Iterable[tuple]], spec: F.ExampleSpec,
+                   columns: tuple[str, ...], token_rows=None, targets_per_user: int | None = None,
+                   seed: int = 0, target_column: str | None = None,
+                   search: tuple[int, int, int] | None = None) -> Iterable[tuple[int, bytes]]:
     user, events, tokens = grouped
     events = list(events)
     if not events:
         return
     log = {name: np.array([event[name] for event in events], dtype=np.int64) for name in columns}
-    F.validate_log(log, event_features=tuple(schema.event_features))
-    index = history.HistoryIndex(log, schema)
+    F.validate_log(log, event_features=tuple(spec.event_features))
+    index = history.HistoryIndex(log, spec if search is None else dataclasses.replace(spec, history_length=search[2]))
     candidates = (np.flatnonzero(index.events[target_column] == 1) if target_column  # in target-time order
                   else np.arange(len(index)))
     rows = candidates[sampled_targets(user, len(candidates), targets_per_user, seed)]
     if not len(rows):
         return
-    examples = index.examples(rows)
-    if schema.token_dim:
-        examples = attach_tokens(user, examples, list(tokens), schema.token_dim, schema.token_version)
+    arrays = {"token": token_rows(user, index.events, list(tokens), spec.token_dim)} if spec.token_dim else None
+    if search is None:
+        examples = index.examples(rows, arrays)
+    else:  # the latest events plus the latest earlier ones of the target's category, within the last L
+        examples = index.search_examples(rows, search[0], search[1], index.events[F.CATEGORY], arrays)
+    if spec.token_dim:
+        examples[F.TOKEN_VERSION] = np.full(len(rows), F.token_version_id(spec.token_version), np.int64)
     for timestamp, serialized in zip(examples[F.TIMESTAMP], F.to_tf_examples(examples)):
         yield int(timestamp), serialized
 
@@ -109,15 +115,16 @@ class BuildHistoryExamples(beam.PTransform):
 
     For IAT (``schema.token_dim > 0``) the input is ``{"events": ..., "tokens": ...}`` with token
     records ``(user_id, (timestamp, item_id, token))`` (``token_beam.parse_token_record``); each
-    example then carries ``hist_token``, fetched strictly before its target like the history, and
-    ``token_version`` (of ``schema.token_version``), attached by ``attach_tokens`` (IAT's
-    ``iat.token_beam.attach_user_tokens``: this data-layer module does not import the methods).
+    example then carries ``hist_token``, gathered at the same positions as the history, and
+    ``token_version`` (of ``schema.token_version``). ``token_rows`` puts a user's records in the
+    order of the user's events (IAT's ``iat.token_beam.user_token_rows``: this data-layer module
+    does not import the methods).
 
     Args:
       schema: an ``F.ExampleSpec`` (L, event and context features, tokens), or a ``DataSchema``
         (its ``example_spec`` is used: ``max_ids`` reports the vocabularies the data holds).
       eval_fraction: the last fraction of the time range whose targets go to ``"eval"``.
-      attach_tokens: ``(user, examples, token_records, token_dim, token_version) -> examples``,
+      token_rows: ``(user, sorted_events, token_records, token_dim) -> [num_events, token_dim]``,
         needed when ``schema.token_dim > 0``.
       targets_per_user: rank at most this many of each user's events (``sampled_targets``; the
         same draw in every run and in both splits' periods); None or 0 ranks every event. Each
@@ -125,15 +132,29 @@ class BuildHistoryExamples(beam.PTransform):
       seed: of that draw.
       target_column: a 0/1 column of the events marking the ranking targets (the others are
         history only); sampling then draws among the marked events. None: every event.
+      search_window: ``(recent, retrieved)``: bounded histories instead of the last L. Each
+        example holds the ``recent`` latest events plus the ``retrieved`` latest earlier events of
+        the target's category (SIM's hard search), searched over the last ``search_depth`` events
+        (``HistoryIndex.search_examples``); ``schema.history_length`` must be ``recent + retrieved``.
+      search_depth: the L the search reaches back over (>= ``recent + retrieved``).
     """
 
-    def __init__(self, schema: F.ExampleSpec | F.DataSchema, eval_fraction: float, attach_tokens=None,
-                 targets_per_user: int | None = None, seed: int = 0, target_column: str | None = None):
+    def __init__(self, schema: F.ExampleSpec | F.DataSchema, eval_fraction: float, token_rows=None,
+                 targets_per_user: int | None = None, seed: int = 0, target_column: str | None = None,
+                 search_window: tuple[int, int] | None = None, search_depth: int | None = None):
         super().__init__()
         history.check_eval_fraction(eval_fraction)
-        if schema.token_dim and attach_tokens is None:
-            raise ValueError("schema.token_dim > 0: pass attach_tokens (iat.token_beam.attach_user_tokens).")
-        self._attach_tokens = attach_tokens
+        if schema.token_dim and token_rows is None:
+            raise ValueError("schema.token_dim > 0: pass token_rows (iat.token_beam.user_token_rows).")
+        self._token_rows = token_rows
+        self._search = None
+        if search_window:
+            recent, retrieved = search_window
+            depth = search_depth or schema.history_length
+            if recent < 0 or retrieved < 0 or recent + retrieved != schema.history_length or depth < recent + retrieved:
+                raise ValueError(f"search_window (recent, retrieved) = {tuple(search_window)} must be >= 0 and add up "
+                                 f"to the examples' L = {schema.history_length}, within search_depth = {depth}.")
+            self._search = (int(recent), int(retrieved), int(depth))
         if targets_per_user is not None and targets_per_user < 0:
             raise ValueError(f"targets_per_user must be >= 0 (0: every event), got {targets_per_user}.")
         self._targets_per_user, self._seed = targets_per_user, seed
@@ -160,8 +181,8 @@ class BuildHistoryExamples(beam.PTransform):
             grouped = ({"events": keyed, "tokens": tokens} | "GroupByUser" >> beam.CoGroupByKey()
                        | "Unpack" >> beam.Map(lambda kv: (kv[0], kv[1]["events"], kv[1]["tokens"])))
         examples = grouped | "BuildPerUser" >> beam.FlatMap(_user_examples, self._spec, self._columns,
-                                                            self._attach_tokens, self._targets_per_user, self._seed,
-                                                            self._target_column)
+                                                            self._token_rows, self._targets_per_user, self._seed,
+                                                            self._target_column, self._search)
         eval_fraction = self._eval_fraction
 
         def which_split(timestamped, num_partitions, min_ts, max_ts):

@@ -158,13 +158,24 @@ def read_token_store(token_dir: str, expected_version: str | None = None) -> Tok
     return store
 
 
-def attach_user_tokens(user: int, examples: dict, tokens: list, token_dim: int, token_version: str) -> dict:
-    """One user's ``hist_token`` from that user's token records ``(timestamp, item_id, token)``: the
-    ``attach_tokens`` of ``data.history_beam.BuildHistoryExamples`` for IAT."""
+def user_token_rows(user: int, events: Mapping[str, np.ndarray], tokens: list, token_dim: int) -> np.ndarray:
+    """One user's tokens in the row order of that user's sorted events (``history.HistoryIndex``'s
+    ``events``): ``[num_events, token_dim]`` float32, from the user's token records
+    ``(timestamp, item_id, token)``. The ``token_rows`` of ``data.history_beam.BuildHistoryExamples``
+    for IAT: the builder gathers them like any per-event column, for last-L and search windows alike.
+
+    Raises:
+      ValueError: the records are not exactly the user's events (tokens of another log, or missing).
+    """
     keys = {F.USER_ID: np.full(len(tokens), user, np.int64),
             F.TIMESTAMP: np.array([token[0] for token in tokens], np.int64),
             F.ITEM_ID: np.array([token[1] for token in tokens], np.int64)}
     values = np.stack([token[2] for token in tokens]) if tokens else np.zeros((0, token_dim), np.float32)
     if values.shape[1] != token_dim:
         raise ValueError(f"Tokens of user {user} have dim {values.shape[1]}; the schema expects token_dim {token_dim}.")
-    return TokenStore.build(keys, values, version=token_version, scheme="").attach(examples)
+    store = TokenStore.build(keys, values, version="", scheme="")   # sorted like the index: (time, item)
+    if not (np.array_equal(store.timestamp, events[F.TIMESTAMP]) and np.array_equal(store.item_id, events[F.ITEM_ID])):
+        raise ValueError(f"The token store's history of user {user} does not line up with the log's events "
+                         f"({len(store.timestamp)} tokens for {len(events[F.TIMESTAMP])} events): were the tokens "
+                         "computed on a different log?")
+    return store.tokens
