@@ -88,16 +88,19 @@ _FEWER = "fewer targets than at L = 1,000 (600 users x 40): a DIN-full epoch ove
 _K_STUDY = {"hisac": {"fanouts": ((4, 2), (8, 4), (16, 8), (32, 8))}}
 
 
-def _hisac_family(fanouts: tuple[int, ...], scales: tuple[float, ...], others_scale: float,
-                  short_term: tuple[int, ...] = (20, 50)) -> dict:
+# A grid value meaning "the temperature scale the block's ``hisac`` row chose on validation".
+AS_HISAC = "as chosen by hisac"
+
+
+def _hisac_family(fanouts: tuple[int, ...], scales: tuple[float, ...], short_term: tuple[int, ...] = (20, 50)) -> dict:
     """Block grids for the HiSAC rows at one agent budget: ``hisac`` chooses its routing temperature
-    among ``scales`` (x the level-1 error); its ablations and variants run at ``others_scale``, so
-    an ablation differs from ``hisac`` in what it ablates only; ``hisac_short`` chooses its
-    short-term base's N among ``short_term``."""
+    among ``scales`` (x the level-1 error); its ablations and variants run at the one it chose
+    (``AS_HISAC``: run ``hisac`` first), so an ablation differs from ``hisac`` in what it ablates
+    only; ``hisac_short`` chooses its short-term base's N among ``short_term``."""
     return {"hisac": {"fanouts": (fanouts,), "temperature_scale": scales},
-            "hisac_no_candidate_routing": {"fanouts": (fanouts,), "temperature_scale": (others_scale,)},
-            "hisac_short": {"short_term_last_n": short_term, "temperature_scale": (others_scale,)},
-            "hisac_iat": {"temperature_scale": (others_scale,)}}
+            "hisac_no_candidate_routing": {"fanouts": (fanouts,), "temperature_scale": (AS_HISAC,)},
+            "hisac_short": {"short_term_last_n": short_term, "temperature_scale": (AS_HISAC,)},
+            "hisac_iat": {"temperature_scale": (AS_HISAC,)}}
 
 
 BLOCKS = {
@@ -109,7 +112,7 @@ BLOCKS = {
     # routing temperature is chosen here too: relative to the level-1 error, 0.25 routes an item 60% to its
     # own leaf in this world (89% in the base world), 0.05 92%, 0.01 98% (docs/benchmarks.md); 0.05 won.
     "synthetic_fine_L1000": Block("synthetic", "fine", 1000, {**_LONG_WORLD, **_FINE},
-                                  grids=_hisac_family((32, 8), (0.01, 0.05, 0.25), 0.05)),
+                                  grids=_hisac_family((32, 8), (0.01, 0.05, 0.25))),
     "synthetic_distant_L1000": Block("synthetic", "distant", 1000, {**_LONG_WORLD, **_DISTANT}),
     "synthetic_base_L10000": Block("synthetic", "base", 10000, _VERY_LONG_WORLD, 40, batch_size=64, note=_FEWER,
                                    grids=_K_STUDY),
@@ -118,11 +121,11 @@ BLOCKS = {
     "synthetic_distant_L10000": Block("synthetic", "distant", 10000, {**_VERY_LONG_WORLD, **_DISTANT}, 40,
                                       batch_size=64, note=_FEWER),
     "ml-1m_L200": Block("ml-1m", "ratings", 200, targets_per_user=30, codebook=(16, 8)),
-    # HiSAC's routing temperature chosen on this block's validation split between the fine world's choice
-    # (0.05 x the level-1 error; items keep 89% of their weight in their own leaf here) and 0.25 (46%);
-    # its short-term base over the last 50 events, the N DIN-last-N chose on this block's validation split.
+    # HiSAC's routing temperature chosen on this block's validation split among the fine world's choice
+    # (0.05 x the level-1 error; items keep 89% of their weight in their own leaf here), 0.25 (46%) and
+    # 1.0; its short-term base over the last 50 events, the N DIN-last-N chose on this block's validation split.
     "ml-1m_L1000": Block("ml-1m", "ratings", 1000, targets_per_user=30, codebook=(16, 8),
-                         grids=_hisac_family((16, 8), (0.05, 0.25), 0.05, short_term=(50,))),
+                         grids=_hisac_family((16, 8), (0.05, 0.25, 1.0), short_term=(50,))),
     # A toy block for the benchmark's own test (tests/test_long_history.py; seconds, not a result).
     "synthetic_smoke_L100": Block("synthetic", "smoke", 100, {"num_users": 40, "mean_history": 150},
                                   targets_per_user=20, batch_size=64, epochs=1),
@@ -377,10 +380,17 @@ def event_tokens(data: Data, seed: int, token_dim: int, result: dict) -> tuple[n
     return source_models.compute_tokens(source, events), source.fingerprint()
 
 
-def settings_of(row: Row, block: Block, name: str = "") -> list[dict]:
+def settings_of(row: Row, block: Block, name: str = "", hisac_chosen: dict | None = None) -> list[dict]:
     """Every combination of the row's grid (or the block's grid for the row), each merged over its
-    fixed arguments (fan-outs wider than the block's codebook are left out)."""
-    grid = block.grids.get(name, row.grid)
+    fixed arguments (fan-outs wider than the block's codebook are left out); ``AS_HISAC`` values
+    are those of ``hisac_chosen`` (the block's ``hisac`` row's chosen setting)."""
+    grid = dict(block.grids.get(name, row.grid))
+    for key, values in grid.items():
+        if AS_HISAC in values:
+            if not hisac_chosen or key not in hisac_chosen:
+                raise ValueError(f"Row {name!r} of block {block.dataset} {block.variant} L = {block.history_length} "
+                                 f"runs at the {key} hisac chose: run the hisac row of the block first.")
+            grid[key] = (hisac_chosen[key],)
     names = sorted(grid)
     settings = [{**row.fixed, **dict(zip(names, values))} for values in itertools.product(*(grid[n] for n in names))]
     fits = lambda setting: all(f <= s for f, s in zip(setting.get("fanouts", ()), block.codebook))  # noqa: E731
@@ -504,10 +514,11 @@ class RunCheckpoint:
         return self.done[key]
 
 
-def run_row(data: Data, name: str, seeds: tuple[int, ...], log, checkpoint: RunCheckpoint) -> dict:
+def run_row(data: Data, name: str, seeds: tuple[int, ...], log, checkpoint: RunCheckpoint,
+            hisac_chosen: dict | None = None) -> dict:
     """Selection on validation (seed ``seeds[0]``), then the chosen setting on test over ``seeds``."""
     row = ROWS[name]
-    candidates = settings_of(row, data.block, name)
+    candidates = settings_of(row, data.block, name, hisac_chosen)
     selection, runs = [], {}
     for setting in candidates:
         result = checkpoint.run(data, name, setting, seeds[0])
@@ -525,6 +536,15 @@ def run_row(data: Data, name: str, seeds: tuple[int, ...], log, checkpoint: RunC
         log(f"{name} {_jsonable(chosen)} seed {seed}: test AUC {seed_runs[-1]['test_auc']:.4f}")
     return {"encoder": row.encoder, "chosen": _jsonable(chosen), "selection": selection, "seeds": list(seeds),
             "runs": seed_runs, "summary": summarise(seed_runs)}
+
+
+def hisac_chosen(path: pathlib.Path, block: Block) -> dict | None:
+    """The setting the ``hisac`` row of ``block`` chose, from the results file (None if not run yet)."""
+    for existing in read_blocks(path):
+        if (existing["dataset"], existing["variant"], existing["history_length"]) == \
+                (block.dataset, block.variant, block.history_length) and "hisac" in existing["encoders"]:
+            return existing["encoders"]["hisac"]["chosen"]
+    return None
 
 
 def block_header(data: Data) -> dict:
@@ -630,7 +650,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         header = block_header(data)
         checkpoint = RunCheckpoint(output / RUNS_FILE, header)
         for name in args.encoders.split(","):
-            write_block(path, {**header, "encoders": {name: run_row(data, name, seeds, log, checkpoint)}})
+            write_block(path, {**header, "encoders": {
+                name: run_row(data, name, seeds, log, checkpoint, hisac_chosen(path, block))}})
         del data
         gc.collect()
     blocks = read_blocks(path)

@@ -128,3 +128,12 @@ def test_the_user_click_rate_feature_reads_the_window_and_its_recent_part():
     assert evidence["user_click_rate_last_2_test_auc"] == 1.0   # the recent rate separates them
     assert evidence["user_click_rate_window_test_auc"] == 0.0   # the whole window points the other way
     assert np.isnan(evidence["user_click_rate_window_test_gauc"])   # one target per user: nothing within a user
+
+
+def test_hisac_variants_run_at_the_temperature_hisac_chose():
+    block = long_history.BLOCKS["ml-1m_L1000"]
+    row = long_history.ROWS["hisac_short"]
+    with pytest.raises(ValueError, match="run the hisac row of the block first"):
+        long_history.settings_of(row, block, "hisac_short")
+    settings = long_history.settings_of(row, block, "hisac_short", {"fanouts": [16, 8], "temperature_scale": 1.0})
+    assert [setting["temperature_scale"] for setting in settings] == [1.0]
