@@ -38,7 +38,7 @@ CONFIGURATIONS = {
     "ml-1m_hisac_L1000": ["--dataset", "ml-1m", "--encoder", "hisac", "--history-length", "1000",
                           "--targets-per-user", "20"],
     "ml-1m_iat_L1000": ["--dataset", "ml-1m", "--encoder", "iat", "--history-length", "1000",
-                        "--targets-per-user", "20"],
+                        "--targets-per-user", "20", "--search-window", "64,64"],
 }
 
 

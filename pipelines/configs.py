@@ -35,6 +35,10 @@ class PipelineConfig:
       targets_per_user: rank at most this many of each user's events (seeded draw); 0 ranks all.
       target_column: a 0/1 column of the log marking the events that are ranking targets (the
         others are history only); empty: every event is a target.
+      search_window: ``(recent, retrieved)``: each example holds a bounded history of the
+        ``recent`` latest events plus the ``retrieved`` latest earlier events of the target's
+        category within the last ``history_length`` (SIM's hard search; the model's L is
+        ``recent + retrieved``, so IAT's self-attention stays bounded at any L); empty: the last L.
       eval_fraction: the last fraction of the time range used for evaluation.
       encoder: a name from ``tfrs_seqcompress.registry.ENCODERS``.
       epochs, batch_size, learning_rate, embedding_dim, seed: training.
@@ -63,6 +67,7 @@ class PipelineConfig:
     history_length: int = 50
     targets_per_user: int = 0   # 0: every event is a ranking target
     target_column: str = ""
+    search_window: tuple[int, ...] = ()
     eval_fraction: float = 0.2
     encoder: str = "hisac"  # the main job demonstrates a method: HiSAC, with its codebook and agents
     epochs: int = 2

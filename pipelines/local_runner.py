@@ -161,6 +161,20 @@ def check_training_flags(args: argparse.Namespace) -> str | None:
     return None
 
 
+def check_search_window(args: argparse.Namespace) -> str | None:
+    """The error in ``--search-window`` (checked before any work), else None."""
+    if not args.search_window:
+        return None
+    window = _ints(args.search_window)
+    if len(window) != 2 or min(window) < 0 or sum(window) < 1 or sum(window) > args.history_length:
+        return (f"--search-window {args.search_window!r} must be RECENT,RETRIEVED: two integers >= 0, not both 0, "
+                f"adding up to at most --history-length ({args.history_length})")
+    if args.encoder in registry.SEMANTIC_ENCODERS:
+        return (f"--search-window is for encoders that read a bounded window (e.g. iat, din_full); {args.encoder} "
+                "compresses the whole last --history-length events into agents and reads no window")
+    return None
+
+
 def _ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(value) for value in text.split(","))
@@ -183,6 +197,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--target-column",
                         help="with --data: a 0/1 column of your log marking the events to rank (the others are "
                              "history only); default: every event is a ranking target")
+    parser.add_argument("--search-window", metavar="RECENT,RETRIEVED",
+                        help="bounded histories: the RECENT latest events plus the RETRIEVED latest earlier ones of "
+                             "the target's category within the last --history-length (e.g. 64,64 for IAT at L = 1,000)")
     parser.add_argument("--encoder", default=defaults.encoder)
     parser.add_argument("--iat-scheme", default=defaults.iat_scheme, choices=["temporal_order", "user_order"],
                         help="IAT source-model scheme (with --encoder iat or hisac_iat)")
@@ -249,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.target_column and not args.data:
         print("ERROR: --target-column needs --data (a column of your log).", file=sys.stderr)
         return 2
-    flag_error = check_model_name(args.model_name) or check_training_flags(args)
+    flag_error = check_model_name(args.model_name) or check_training_flags(args) or check_search_window(args)
     if flag_error:
         print(f"ERROR: {flag_error}", file=sys.stderr)
         return 2
@@ -285,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     config = configs.PipelineConfig(
         data_dir=data_dir, event_features=tuple(schema.event_features), context_features=schema.context_features,
         history_length=args.history_length, targets_per_user=args.targets_per_user,
-        target_column=args.target_column or "", encoder=args.encoder,
-        epochs=args.epochs, batch_size=args.batch_size,
+        target_column=args.target_column or "", search_window=_ints(args.search_window) if args.search_window else (),
+        encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
         strategy=args.strategy, iat_scheme=args.iat_scheme, token_dim=args.token_dim, codebook_levels=levels,
         fanouts=fanouts, item_vectors_path=stage_item_vectors(args.item_vectors, data_dir) if args.item_vectors else "",
         min_eval_auc=args.min_eval_auc, min_eval_gauc=args.min_eval_gauc,
@@ -297,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     terminal, log_path = (sys.stdout, None) if args.verbose else logs_to_file(args.pipeline_root)
     say = lambda line: print(line, file=terminal, flush=True)  # noqa: E731
     say(f"[pipeline] data {data_dir}; schema {schema}")
-    say(f"[pipeline] encoder {config.encoder}, L = {config.history_length}, {config.epochs} epochs; settings in "
+    window = (f" (a window of the {config.search_window[0]} latest + {config.search_window[1]} same-category events)"
+              if config.search_window else "")
+    say(f"[pipeline] encoder {config.encoder}, L = {config.history_length}{window}, {config.epochs} epochs; settings in "
         f"{log_path or 'the log above'}")
     print(f"[pipeline] settings {dataclasses.asdict(config)}", flush=True)
     logging.set_verbosity(logging.INFO)

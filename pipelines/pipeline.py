@@ -74,6 +74,14 @@ def eval_config(config: PipelineConfig, max_drop: float) -> tfma.EvalConfig:
         options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)))
 
 
+def _search(config: PipelineConfig) -> dict:
+    """HistoryExampleGen's bounded-window parameters (none: examples hold the last L events)."""
+    if not config.search_window:
+        return {}
+    recent, retrieved = config.search_window
+    return {"search_recent": recent, "search_retrieved": retrieved}
+
+
 def _trainer(config: PipelineConfig, history_gen, encoder: str):
     return tfx.components.Trainer(
         run_fn="pipelines.trainer_module.run_fn",
@@ -129,7 +137,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     history_gen = HistoryExampleGen(
         log_examples=example_gen.outputs["examples"], history_length=config.history_length,
         eval_fraction=config.eval_fraction, targets_per_user=config.targets_per_user,
-        target_column=config.target_column, **features, **tokens)
+        target_column=config.target_column, **_search(config), **features, **tokens)
     trainer = _trainer(config, history_gen, config.encoder)
     validation, blessing = _validation(config, history_gen, trainer)
     pusher = AtomicPusher(

@@ -44,6 +44,8 @@ def HistoryExampleGen(
     event_features: tfx.dsl.components.Parameter[str] = "",
     targets_per_user: tfx.dsl.components.Parameter[int] = 0,
     target_column: tfx.dsl.components.Parameter[str] = "",
+    search_recent: tfx.dsl.components.Parameter[int] = 0,
+    search_retrieved: tfx.dsl.components.Parameter[int] = 0,
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Builds history examples of length ``history_length``; the last ``eval_fraction`` of time is eval.
@@ -51,7 +53,11 @@ def HistoryExampleGen(
     ``event_features`` / ``context_features`` are comma-separated column names of the log;
     ``target_column`` (optional) a 0/1 column of it marking the ranking targets. With
     ``instance_tokens`` (IAT) every example also carries ``hist_token``, and the schema records
-    ``token_dim`` and, as a custom property, the token version.
+    ``token_dim`` and, as a custom property, the token version. With ``search_recent`` /
+    ``search_retrieved`` (not both 0) each example holds a bounded window instead of the last
+    ``history_length`` events: its ``search_recent`` latest events plus the ``search_retrieved``
+    latest earlier ones of the target's category within the last ``history_length``; the
+    schema's L is then ``search_recent + search_retrieved``.
     """
     events_names = tuple(name for name in event_features.split(",") if name)
     context_names = tuple(name for name in context_features.split(",") if name)
@@ -66,7 +72,9 @@ def HistoryExampleGen(
     if codebook is not None:  # a broken or modified codebook fails here, before the Beam job, not after it
         semantic_io.load_semantic_tables(codebook.uri, expected_version=codebook.get_string_custom_property("version"))
     # What each example holds; the vocabularies are measured from the data below (max_ids).
-    spec = F.ExampleSpec(history_length=history_length, event_features=events_names,
+    window = (search_recent, search_retrieved) if search_recent or search_retrieved else None
+    example_length = search_recent + search_retrieved if window else history_length
+    spec = F.ExampleSpec(history_length=example_length, event_features=events_names,
                          context_features=context_names, token_dim=token_dim, token_version=token_version or "")
     columns = history_beam.event_columns(events_names, target_column or None)
     max_ids_dir = os.path.join(schema.uri, "_max_ids")
@@ -84,7 +92,8 @@ def HistoryExampleGen(
             events = {"events": events, "tokens": tokens}
         outputs = events | "BuildHistories" >> history_beam.BuildHistoryExamples(
             spec, eval_fraction, token_rows=token_beam.user_token_rows if token_dim else None,
-            targets_per_user=targets_per_user, target_column=target_column or None)
+            targets_per_user=targets_per_user, target_column=target_column or None,
+            search_window=window, search_depth=history_length)
         for split in history.SPLITS:
             _ = outputs[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
                 os.path.join(history_examples.uri, f"Split-{split}", "data_tfrecord"),
@@ -97,13 +106,18 @@ def HistoryExampleGen(
     tf.io.gfile.rmtree(max_ids_dir)
     data_schema = F.DataSchema(
         num_users=max_ids[F.USER_ID] + 1, num_items=max_ids[F.ITEM_ID] + 1,
-        num_categories=max_ids[F.CATEGORY] + 1, history_length=history_length,
+        num_categories=max_ids[F.CATEGORY] + 1, history_length=example_length,
         event_features={name: max_ids[name] + 1 for name in events_names}, context_features=context_names,
         token_dim=token_dim, token_version=token_version or "")
     data_schema_io.write_schema(data_schema, schema.uri)
     history_examples.split_names = standard_artifact_utils.encode_split_names(list(history.SPLITS))
     history_examples.set_string_custom_property("data_schema", data_schema.to_json())
     schema.set_string_custom_property("data_schema", data_schema.to_json())
+    if window:  # how a serving client builds the same window (history.request_search_history)
+        for artifact in (schema, history_examples):
+            artifact.set_string_custom_property("search_window", json.dumps(
+                {"recent": search_recent, "retrieved": search_retrieved, "within_last": history_length,
+                 "key": F.CATEGORY}))
     if token_version:
         schema.set_string_custom_property("token_version", token_version)
         history_examples.set_string_custom_property("token_version", token_version)

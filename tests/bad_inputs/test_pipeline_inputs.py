@@ -37,6 +37,12 @@ CASES = [
     ("model_name_empty", ["--model-name", ""], {}, "--model-name '' must be one name"),
     ("model_name_dot_dot", ["--model-name", ".."], {}, "--model-name '..' must be one name"),
     ("batch_size_zero", ["--batch-size", "0"], {}, "--batch-size must be a positive integer, got 0"),
+    ("search_window_longer_than_L", ["--encoder", "iat", "--history-length", "100", "--search-window", "64,64"], {},
+     "--search-window '64,64' must be RECENT,RETRIEVED: two integers >= 0, not both 0, adding up to at most "
+     "--history-length (100)"),
+    ("search_window_one_number", ["--encoder", "iat", "--search-window", "64"], {}, "must be RECENT,RETRIEVED"),
+    ("search_window_for_agents", ["--encoder", "hisac", "--search-window", "10,10"], {},
+     "hisac compresses the whole last --history-length events into agents and reads no window"),
     ("targets_per_user_negative", ["--targets-per-user", "-2"], {}, "--targets-per-user must be >= 0"),
     ("epochs_negative", ["--epochs", "-1"], {}, "--epochs must be a positive integer, got -1"),
     ("token_dim_zero", ["--encoder", "iat", "--token-dim", "0"], {}, "--token-dim must be a positive integer"),

@@ -4,23 +4,29 @@ Runs the local runner in a subprocess exactly as users do, then checks a model w
 ``<serving dir>/<integer version>/`` and scores in a fresh process; then feeds a broken log and
 checks the error is clear and the pushed model is untouched. Validation: the first model is
 blessed on AUC and GAUC by both Evaluators and the gate; re-runs that demand a gain over the last
-blessed model or the baseline encoder push nothing.
+blessed model or the baseline encoder push nothing. The examples are search windows
+(``--search-window``: the 4 latest events plus 4 of the target's category within the last 10);
+the HiSAC runs cover the last-L examples.
 """
 import json
 import pathlib
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from tests import helpers
 from tests.e2e import runs
-from tfrs_seqcompress.data import tf_data
+from tfrs_seqcompress import features as F
+from tfrs_seqcompress.data import history, interaction_log, tf_data
+
+WINDOW = ("--search-window", "4,4")   # within the runs' --history-length 10
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("pipeline")
-    result = runs.run_pipeline(tmp_path, runs.write_small_log(tmp_path))
+    result = runs.run_pipeline(tmp_path, runs.write_small_log(tmp_path), *WINDOW)
     assert result.returncode == 0, result.stderr[-5000:]
     return tmp_path, result
 
@@ -60,6 +66,21 @@ def test_pushed_model_scores_eval_examples_in_a_fresh_process(pipeline_run):
     assert answer["n"] > 0 and 0.0 < answer["min"] <= answer["max"] < 1.0
 
 
+def test_the_examples_are_the_search_windows_the_library_builds(pipeline_run):
+    tmp_path, _ = pipeline_run
+    dataset = interaction_log.load_interaction_log(tmp_path / "input" / "log.csv", history_length=10,
+                                                   context_features=tuple(runs.CONTEXT.split(",")))
+    index = history.HistoryIndex(dataset.log, dataset.schema)
+    expected = index.search_examples(np.arange(len(index)), 4, 4, index.events[F.CATEGORY])
+    written = runs.history_records(tmp_path, "train") + runs.history_records(tmp_path, "eval")
+    assert sorted(map(helpers.decoded_example, written)) == sorted(map(helpers.decoded_example,
+                                                                       F.to_tf_examples(expected)))
+    schema = runs.artifacts(tmp_path, "Schema")[-1]
+    assert json.loads(schema.custom_properties["search_window"].string_value) == {
+        "recent": 4, "retrieved": 4, "within_last": 10, "key": "category"}
+    assert F.DataSchema.from_json(schema.custom_properties["data_schema"].string_value).history_length == 8
+
+
 def _newest_blessing(tmp_path, producer: str):
     blessings = [artifact for artifact in runs.artifacts(tmp_path, "ModelBlessing") if f"/{producer}/" in artifact.uri]
     return max(blessings, key=lambda artifact: artifact.id)
@@ -93,7 +114,7 @@ def test_a_candidate_that_does_not_improve_enough_is_not_pushed(pipeline_run, fl
     before = runs.tree_digest(serving_dir)
     first_model = _newest_blessing(tmp_path, "BlessingGate").custom_properties["current_model_id"].int_value
     # A negative allowed drop is a required gain: 0.2 AUC and GAUC over the reference.
-    result = runs.run_pipeline(tmp_path, tmp_path / "input" / "log.csv", flag, "-0.2")
+    result = runs.run_pipeline(tmp_path, tmp_path / "input" / "log.csv", flag, "-0.2", *WINDOW)
     assert result.returncode == 0, result.stderr[-3000:]
     gate = _newest_blessing(tmp_path, "BlessingGate")
     assert gate.custom_properties["blessed"].int_value == 0
@@ -113,7 +134,7 @@ def test_a_rerun_that_blesses_the_same_model_pushes_no_duplicate(pipeline_run):
     tmp_path, _ = pipeline_run
     serving_dir = tmp_path / "saved_models" / "ranker"
     before = runs.tree_digest(serving_dir)
-    result = runs.run_pipeline(tmp_path, tmp_path / "input" / "log.csv")
+    result = runs.run_pipeline(tmp_path, tmp_path / "input" / "log.csv", *WINDOW)
     assert result.returncode == 0, result.stderr[-3000:]
     assert _newest_blessing(tmp_path, "BlessingGate").custom_properties["blessed"].int_value == 1
     assert "blessed, and already served" in result.stdout
@@ -124,7 +145,7 @@ def test_model_below_the_auc_threshold_is_not_pushed(pipeline_run):
     tmp_path, _ = pipeline_run
     serving_dir = tmp_path / "saved_models" / "ranker"
     before = runs.tree_digest(serving_dir)
-    result = runs.run_pipeline(tmp_path, tmp_path / "input" / "log.csv", min_eval_auc="0.99")
+    result = runs.run_pipeline(tmp_path, tmp_path / "input" / "log.csv", *WINDOW, min_eval_auc="0.99")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no model pushed this run (not blessed" in result.stdout
     assert runs.tree_digest(serving_dir) == before
