@@ -83,6 +83,18 @@ def test_unknown_ids_fall_back_to_the_unknown_embedding(world_examples):
     np.testing.assert_allclose(model(unknown).numpy(), model(as_zero).numpy())
 
 
+def test_an_event_feature_value_of_0_is_a_value_and_not_the_unknown_one(world_examples):
+    schema, examples, _ = world_examples  # synthetic context features: hour 0-23, device, price
+    tf.keras.utils.set_random_seed(0)
+    model = models.build_ranking_model(schema, "din_full")
+    batch = _batch(examples)
+    at = lambda hour: model({**batch, "hour": tf.fill([8], tf.constant(hour, tf.int64))}).numpy()  # noqa: E731
+    unknown = at(schema.event_features["hour"] + 5)   # an hour the model never saw: the unknown row
+    np.testing.assert_allclose(unknown, at(-1))        # every out-of-range value shares it
+    assert np.abs(at(0) - unknown).max() > 1e-6        # midnight is an hour of its own
+    assert np.abs(at(0) - at(1)).max() > 1e-6
+
+
 def test_model_rejects_a_non_encoder(world_examples):
     schema, _, _ = world_examples
     with pytest.raises(ValueError, match="encoder must be a layers.HistoryEncoder, got Dense"):

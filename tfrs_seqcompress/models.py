@@ -88,10 +88,11 @@ class RankingModel(tfrs.models.Model, AgentModel):
                                                             name="category_embedding")
         self.feedback_embedding = tf.keras.layers.Embedding(2, 2 * embedding_dim, name="feedback_embedding")
         self.outcome_embeddings = {
-            name: tf.keras.layers.Embedding(schema.event_features[name], 2 * embedding_dim, name=f"{name}_embedding")
+            name: tf.keras.layers.Embedding(schema.event_features[name] + 1, 2 * embedding_dim,
+                                            name=f"{name}_embedding")
             for name in self.outcome_features()}
         self.context_embeddings = {
-            name: tf.keras.layers.Embedding(schema.event_features[name], 4, name=f"{name}_embedding")
+            name: tf.keras.layers.Embedding(schema.event_features[name] + 1, 4, name=f"{name}_embedding")
             for name in schema.context_features}
         self.predictor = tf.keras.Sequential(
             [tf.keras.layers.Dense(units, activation="relu") for units in self.hidden_units]
@@ -160,7 +161,8 @@ class RankingModel(tfrs.models.Model, AgentModel):
         history = self.embed_items(features[F.history_name(F.ITEM_ID)], features[F.history_name(F.CATEGORY)])
         history += self.feedback_embedding(safe_ids(features[F.history_name(F.LABEL)], 2))
         for name, embedding in self.outcome_embeddings.items():
-            history += embedding(safe_ids(features[F.history_name(name)], self.schema.event_features[name]))
+            history += embedding(base.event_feature_ids(features[F.history_name(name)],
+                                                        self.schema.event_features[name]))
         return {
             base.HISTORY_EMBEDDINGS: history,
             base.HISTORY_MASK: tf.cast(features[F.HISTORY_MASK], tf.bool),
@@ -181,7 +183,8 @@ class RankingModel(tfrs.models.Model, AgentModel):
 
     def logits(self, candidate: tf.Tensor, interest: tf.Tensor, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """``[B]`` click logits from the candidate embedding, the user interest and the context features."""
-        context = [self.context_embeddings[name](safe_ids(features[name], self.schema.event_features[name]))
+        context = [self.context_embeddings[name](base.event_feature_ids(features[name],
+                                                                         self.schema.event_features[name]))
                    for name in self.schema.context_features]
         if interest.shape[-1] == candidate.shape[-1]:
             context.append(candidate * interest)

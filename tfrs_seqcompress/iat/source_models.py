@@ -30,7 +30,7 @@ import tensorflow_recommenders as tfrs
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.iat.store import TokenStore
 from tfrs_seqcompress.layers.iat import SourceInstanceTransformer, TokenBottleneck
-from tfrs_seqcompress.layers.base import safe_ids
+from tfrs_seqcompress.layers.base import event_feature_ids, safe_ids
 
 SCHEMES = ("temporal_order", "user_order")
 SEQUENCE_MASK = "mask"
@@ -74,7 +74,13 @@ class SourceModel(tfrs.models.Model):
                                                 tf.keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss")])
 
     def _vocabulary(self, name: str) -> int:
-        return self.schema.vocabulary_size(name)
+        """Embedding rows of ``name``: an event feature's values keep 0 as a real value (one row more)."""
+        return self.schema.vocabulary_size(name) + (name in self.schema.event_features)
+
+    def _ids(self, name: str, values: tf.Tensor) -> tf.Tensor:
+        if name in self.schema.event_features:
+            return event_feature_ids(values, self.schema.event_features[name])
+        return safe_ids(values, self._vocabulary(name))
 
     def request_features(self) -> tuple[str, ...]:
         """What the token compresses: everything known when the instance was requested."""
@@ -89,7 +95,7 @@ class SourceModel(tfrs.models.Model):
         missing = [name for name in self.request_features() if name not in features]
         if missing:
             raise ValueError(f"Source model needs instance feature(s) {missing}; got {sorted(features)}.")
-        parts = [self.embeddings[name](safe_ids(features[name], self._vocabulary(name)))
+        parts = [self.embeddings[name](self._ids(name, features[name]))
                  for name in self.request_features()]
         return self.bottleneck(tf.concat(parts, axis=-1))
 
@@ -97,7 +103,7 @@ class SourceModel(tfrs.models.Model):
         token = self.tokens(features)
         hidden = self.decompression(token)
         if self.scheme == "user_order":
-            outcomes = [self.outcome_embeddings[name](safe_ids(features[name], self._vocabulary(name)))
+            outcomes = [self.outcome_embeddings[name](self._ids(name, features[name]))
                         for name in self.outcome_features()]
             values = self.sit_values(tf.concat([token] + outcomes, axis=-1))
             context = self.sit(values, features[F.TIMESTAMP], features[SEQUENCE_MASK],

@@ -51,6 +51,15 @@ def safe_ids(ids: tf.Tensor, vocabulary_size: int) -> tf.Tensor:
     return tf.where((ids >= 0) & (ids < vocabulary_size), ids, tf.zeros_like(ids))
 
 
+def event_feature_ids(values: tf.Tensor, vocabulary_size: int) -> tf.Tensor:
+    """Embedding rows of an event feature's values (``hour``, ``device``, ``rating``, ...): value v
+    at row v + 1, so a real 0 (an hour of 0) keeps a row of its own, and anything outside
+    ``[0, vocabulary_size)`` (a value newer than the model) at row 0, unknown. The embedding has
+    ``vocabulary_size + 1`` rows; history padding (0 under ``hist_mask`` 0) is masked by the encoders."""
+    values = tf.cast(values, tf.int64)
+    return tf.where((values >= 0) & (values < vocabulary_size), values + 1, tf.zeros_like(values))
+
+
 def time_gap_buckets(seconds: tf.Tensor, buckets: int = TIME_GAP_BUCKETS) -> tf.Tensor:
     """``floor(log2(1 + seconds))`` clipped to ``[0, buckets)``; negative gaps count as 0.
 
