@@ -40,6 +40,9 @@ class PipelineConfig:
         category within the last ``history_length`` (SIM's hard search; the model's L is
         ``recent + retrieved``, so IAT's self-attention stays bounded at any L); empty: the last L.
       eval_fraction: the last fraction of the time range used for evaluation.
+      split_rule: whose time range: ``"time"``, the log's (one cutoff for everyone), or
+        ``"user_time"``, each user's own (``data.history.SPLIT_RULES``); the stage-1 models
+        (tokens, codebook) learn from the same training period.
       encoder: a name from ``tfrs_seqcompress.registry.ENCODERS``.
       epochs, batch_size, learning_rate, embedding_dim, seed: training.
       iat_scheme, token_dim, source_epochs: IAT stage 1 (``InstanceCompressor``), used when the
@@ -69,6 +72,7 @@ class PipelineConfig:
     target_column: str = ""
     search_window: tuple[int, ...] = ()
     eval_fraction: float = 0.2
+    split_rule: str = "time"
     encoder: str = "hisac"  # the main job demonstrates a method: HiSAC, with its codebook and agents
     epochs: int = 2
     batch_size: int = 512

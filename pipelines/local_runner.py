@@ -197,6 +197,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--target-column",
                         help="with --data: a 0/1 column of your log marking the events to rank (the others are "
                              "history only); default: every event is a ranking target")
+    parser.add_argument("--split", default=defaults.split_rule, choices=["time", "user_time"],
+                        help="eval = the last 20%% of the log's time range (time), or of each user's own (user_time)")
     parser.add_argument("--search-window", metavar="RECENT,RETRIEVED",
                         help="bounded histories: the RECENT latest events plus the RETRIEVED latest earlier ones of "
                              "the target's category within the last --history-length (e.g. 64,64 for IAT at L = 1,000)")
@@ -302,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     config = configs.PipelineConfig(
         data_dir=data_dir, event_features=tuple(schema.event_features), context_features=schema.context_features,
         history_length=args.history_length, targets_per_user=args.targets_per_user,
-        target_column=args.target_column or "", search_window=_ints(args.search_window) if args.search_window else (),
+        target_column=args.target_column or "", split_rule=args.split,
+        search_window=_ints(args.search_window) if args.search_window else (),
         encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
         strategy=args.strategy, iat_scheme=args.iat_scheme, token_dim=args.token_dim, codebook_levels=levels,
         fanouts=fanouts, item_vectors_path=stage_item_vectors(args.item_vectors, data_dir) if args.item_vectors else "",
@@ -316,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"[pipeline] data {data_dir}; schema {schema}")
     window = (f" (a window of the {config.search_window[0]} latest + {config.search_window[1]} same-category events)"
               if config.search_window else "")
-    say(f"[pipeline] encoder {config.encoder}, L = {config.history_length}{window}, {config.epochs} epochs; settings in "
-        f"{log_path or 'the log above'}")
+    say(f"[pipeline] encoder {config.encoder}, L = {config.history_length}{window}, {config.epochs} epochs; "
+        f"settings in {log_path or 'the log above'}")
     print(f"[pipeline] settings {dataclasses.asdict(config)}", flush=True)
     logging.set_verbosity(logging.INFO)
     from tfx import v1 as tfx  # Imported here: it costs ~10 s and the checks above should be instant.

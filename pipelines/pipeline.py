@@ -123,20 +123,21 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     if config.uses_instance_tokens:
         compressor = InstanceCompressor(
             log_examples=example_gen.outputs["examples"], scheme=config.iat_scheme, token_dim=config.token_dim,
-            eval_fraction=config.eval_fraction, epochs=config.source_epochs, seed=config.seed, **features)
+            eval_fraction=config.eval_fraction, epochs=config.source_epochs, seed=config.seed,
+            split_rule=config.split_rule, **features)
         components.append(compressor)
         tokens = {"instance_tokens": compressor.outputs["instance_tokens"]}
     if config.uses_codebook:
         fitter = CodebookFitter(
             log_examples=example_gen.outputs["examples"], level_sizes=",".join(map(str, config.codebook_levels)),
-            eval_fraction=config.eval_fraction, semantic_dim=config.semantic_dim,
+            eval_fraction=config.eval_fraction, split_rule=config.split_rule, semantic_dim=config.semantic_dim,
             event_features=features["event_features"], iterations=config.codebook_iterations, seed=config.seed,
             item_vectors_path=config.item_vectors_path)
         components.append(fitter)
         tokens["codebook"] = fitter.outputs["codebook"]
     history_gen = HistoryExampleGen(
         log_examples=example_gen.outputs["examples"], history_length=config.history_length,
-        eval_fraction=config.eval_fraction, targets_per_user=config.targets_per_user,
+        eval_fraction=config.eval_fraction, split_rule=config.split_rule, targets_per_user=config.targets_per_user,
         target_column=config.target_column, **_search(config), **features, **tokens)
     trainer = _trainer(config, history_gen, config.encoder)
     validation, blessing = _validation(config, history_gen, trainer)

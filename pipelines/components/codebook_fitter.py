@@ -38,12 +38,14 @@ def CodebookFitter(
     iterations: tfx.dsl.components.Parameter[int] = 20,
     seed: tfx.dsl.components.Parameter[int] = 0,
     item_vectors_path: tfx.dsl.components.Parameter[str] = "",
+    split_rule: tfx.dsl.components.Parameter[str] = "time",
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Fits the codebook (``level_sizes``: comma-separated codes per level) on the training period."""
     sizes = tuple(int(size) for size in level_sizes.split(","))
     columns = F.LOG_COLUMNS + tuple(name for name in event_features.split(",") if name)
-    _, schema, cutoff, train_log = log_io.read_training_period(log_examples, columns, eval_fraction)
+    _, schema, cutoff, train_log = log_io.read_training_period(log_examples, columns, eval_fraction,
+                                                               split_rule=split_rule)
     if item_vectors_path:
         vectors, unused = semantic.read_item_vectors(item_vectors_path, schema.num_items)
         logging.info("CodebookFitter: item vectors (dim %d) from %s (%s), then a %s codebook", vectors.shape[1],
@@ -68,5 +70,7 @@ def CodebookFitter(
     codebook.set_string_custom_property("quantisation_error", json.dumps(fitted.statistics["quantisation_error"]))
     codebook.set_string_custom_property("used_codes", json.dumps(fitted.statistics["used_codes"]))
     codebook.set_int_custom_property("train_events", len(train_log[F.USER_ID]))
-    codebook.set_int_custom_property("cutoff", cutoff)
+    codebook.set_string_custom_property("split_rule", split_rule)
+    if cutoff is not None:
+        codebook.set_int_custom_property("cutoff", cutoff)
     codebook.set_string_custom_property("semantic_vectors", "item_vectors_file" if item_vectors_path else "two_tower")

@@ -46,6 +46,7 @@ def HistoryExampleGen(
     target_column: tfx.dsl.components.Parameter[str] = "",
     search_recent: tfx.dsl.components.Parameter[int] = 0,
     search_retrieved: tfx.dsl.components.Parameter[int] = 0,
+    split_rule: tfx.dsl.components.Parameter[str] = "time",
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Builds history examples of length ``history_length``; the last ``eval_fraction`` of time is eval.
@@ -57,7 +58,9 @@ def HistoryExampleGen(
     ``search_retrieved`` (not both 0) each example holds a bounded window instead of the last
     ``history_length`` events: its ``search_recent`` latest events plus the ``search_retrieved``
     latest earlier ones of the target's category within the last ``history_length``; the
-    schema's L is then ``search_recent + search_retrieved``.
+    schema's L is then ``search_recent + search_retrieved``. ``split_rule`` (``history.SPLIT_RULES``):
+    ``"time"`` puts the last ``eval_fraction`` of the log's time range in eval, ``"user_time"``
+    the last ``eval_fraction`` of each user's own.
     """
     events_names = tuple(name for name in event_features.split(",") if name)
     context_names = tuple(name for name in context_features.split(",") if name)
@@ -93,7 +96,7 @@ def HistoryExampleGen(
         outputs = events | "BuildHistories" >> history_beam.BuildHistoryExamples(
             spec, eval_fraction, token_rows=token_beam.user_token_rows if token_dim else None,
             targets_per_user=targets_per_user, target_column=target_column or None,
-            search_window=window, search_depth=history_length)
+            search_window=window, search_depth=history_length, split_rule=split_rule)
         for split in history.SPLITS:
             _ = outputs[split] | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
                 os.path.join(history_examples.uri, f"Split-{split}", "data_tfrecord"),
@@ -111,6 +114,7 @@ def HistoryExampleGen(
         token_dim=token_dim, token_version=token_version or "")
     data_schema_io.write_schema(data_schema, schema.uri)
     history_examples.split_names = standard_artifact_utils.encode_split_names(list(history.SPLITS))
+    history_examples.set_string_custom_property("split_rule", split_rule)
     history_examples.set_string_custom_property("data_schema", data_schema.to_json())
     schema.set_string_custom_property("data_schema", data_schema.to_json())
     if window:  # how a serving client builds the same window (history.request_search_history)

@@ -30,6 +30,7 @@ def InstanceCompressor(
     event_features: tfx.dsl.components.Parameter[str] = "",
     epochs: tfx.dsl.components.Parameter[int] = 2,
     seed: tfx.dsl.components.Parameter[int] = 0,
+    split_rule: tfx.dsl.components.Parameter[str] = "time",
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Trains the source model on the training period and writes every event's token."""
@@ -38,9 +39,10 @@ def InstanceCompressor(
     events_names = tuple(name for name in event_features.split(",") if name)
     columns = F.LOG_COLUMNS + events_names
     log, schema, cutoff, train_log = log_io.read_training_period(
-        log_examples, columns, eval_fraction, [name for name in context_features.split(",") if name])
-    logging.info("InstanceCompressor: training a %s source model (d=%d) on %d of %d events (before %d)",
-                 scheme, token_dim, len(train_log[F.USER_ID]), len(log[F.USER_ID]), cutoff)
+        log_examples, columns, eval_fraction, [name for name in context_features.split(",") if name], split_rule)
+    logging.info("InstanceCompressor: training a %s source model (d=%d) on %d of %d events (before %s)",
+                 scheme, token_dim, len(train_log[F.USER_ID]), len(log[F.USER_ID]),
+                 cutoff if cutoff is not None else "each user's cutoff")
     model = source_models.train_source_model(train_log, schema, scheme, token_dim=token_dim, epochs=epochs,
                                              seed=seed, verbose=2)
     source_model_dir = os.path.join(instance_tokens.uri, "source_model")
@@ -55,4 +57,6 @@ def InstanceCompressor(
     instance_tokens.set_string_custom_property("scheme", scheme)
     instance_tokens.set_int_custom_property("token_dim", token_dim)
     instance_tokens.set_int_custom_property("train_events", len(train_log[F.USER_ID]))
-    instance_tokens.set_int_custom_property("cutoff", cutoff)
+    instance_tokens.set_string_custom_property("split_rule", split_rule)
+    if cutoff is not None:
+        instance_tokens.set_int_custom_property("cutoff", cutoff)

@@ -34,10 +34,13 @@ def read_log_columns(examples: tfx.types.standard_artifacts.Examples, columns: S
 
 
 def read_training_period(examples: tfx.types.standard_artifacts.Examples, columns: Sequence[str],
-                         eval_fraction: float, context_features: Sequence[str] = ()):
+                         eval_fraction: float, context_features: Sequence[str] = (), split_rule: str = "time"):
     """``(log, schema, cutoff, train_log)``: the whole log, its inferred schema, the time cutoff
-    ``HistoryExampleGen`` uses, and the events before it (what stage-1 models may learn from)."""
+    ``HistoryExampleGen`` uses (None under ``split_rule="user_time"``: each user has their own),
+    and the events before it (what stage-1 models may learn from)."""
     log = read_log_columns(examples, columns)
     schema = interaction_log.infer_schema(log, history_length=1, context_features=list(context_features))
-    cutoff = history.time_cutoff(log[F.TIMESTAMP], eval_fraction)
-    return log, schema, cutoff, {name: values[log[F.TIMESTAMP] < cutoff] for name, values in log.items()}
+    cutoffs = history.event_cutoffs(log[F.USER_ID], log[F.TIMESTAMP], eval_fraction, split_rule)
+    in_training = log[F.TIMESTAMP] < cutoffs
+    cutoff = int(cutoffs) if split_rule == "time" else None
+    return log, schema, cutoff, {name: values[in_training] for name, values in log.items()}

@@ -305,3 +305,30 @@ def test_a_search_window_that_does_not_fit_the_examples_is_refused(window, depth
     spec = F.ExampleSpec(history_length=3)
     with pytest.raises(ValueError, match="must be >= 0 and add up to the examples' L = 3"):
         history_beam.BuildHistoryExamples(spec, 0.25, search_window=window, search_depth=depth)
+
+
+def test_a_per_user_split_puts_the_last_part_of_every_users_time_in_eval():
+    log = {F.USER_ID: np.array([1] * 5 + [2] * 5), F.ITEM_ID: np.arange(1, 11),
+           F.TIMESTAMP: np.array([0, 10, 20, 30, 40, 1000, 1010, 1020, 1030, 1040]),
+           F.LABEL: np.array([1, 0] * 5), F.CATEGORY: np.ones(10, np.int64), "hour": np.arange(1, 11)}
+    schema = F.DataSchema(num_users=3, num_items=11, num_categories=2, history_length=3, event_features={"hour": 11})
+    examples = history.build_history_examples(log, schema)
+    # One cutoff for everyone (1040 - 0.25 x 1040 = 780): user 1 only trains, user 2 only evaluates.
+    train, evaluation = history.split_by_time(examples, history.event_cutoffs(
+        log[F.USER_ID], log[F.TIMESTAMP], 0.25, "time"))
+    assert set(train[F.USER_ID]) == {1} and set(evaluation[F.USER_ID]) == {2}
+    # Each user's own cutoff (40 - 10 = 30; 1040 - 10 = 1030): both users' last two events evaluate.
+    cutoffs = history.event_cutoffs(log[F.USER_ID], log[F.TIMESTAMP], 0.25, "user_time", examples[F.USER_ID])
+    train, evaluation = history.split_by_time(examples, cutoffs)
+    assert sorted(evaluation[F.TIMESTAMP].tolist()) == [30, 40, 1030, 1040]
+    with beam.Pipeline() as pipeline:
+        outputs = (pipeline | beam.Create(helpers.log_events(log))
+                   | history_beam.BuildHistoryExamples(schema, 0.25, split_rule="user_time"))
+        for split, expected in (("train", train), ("eval", evaluation)):
+            assert_that(outputs[split] | f"Decode{split}" >> beam.Map(helpers.decoded_example),
+                        equal_to([helpers.decoded_example(record) for record in F.to_tf_examples(expected)]), label=split)
+
+
+def test_an_unknown_split_rule_is_refused():
+    with pytest.raises(ValueError, match="Unknown split rule 'per_item'; expected one of \\['time', 'user_time'\\]"):
+        history_beam.BuildHistoryExamples(F.ExampleSpec(history_length=3), 0.25, split_rule="per_item")

@@ -3,7 +3,8 @@ CodebookFitter both feed HistoryExampleGen; the Trainer builds the composed enco
 model holds both versions, serves in-graph and with precomputed agents, refuses missing or stale
 tokens, and the AgentWriter computes every user's agents with the user's tokens. The codebook is
 fitted on the user's own item vectors (``--item-vectors``), not on a two-tower model's, and a column
-of the log marks which events are ranked (``--target-column``).
+of the log marks which events are ranked (``--target-column``), and the last part of each user's own
+time evaluates (``--split user_time``).
 
 One run covers the token path of both token encoders: ``iat`` differs from ``hisac_iat`` only in
 the encoder the Trainer builds, which the layer and export tests cover."""
@@ -16,7 +17,7 @@ from tests.e2e import runs
 from tfrs_seqcompress import agent_table
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import serving, serving_client
-from tfrs_seqcompress.data import interaction_log
+from tfrs_seqcompress.data import history, interaction_log
 from tfrs_seqcompress.hisac import semantic
 from tfrs_seqcompress.iat import token_beam
 
@@ -30,7 +31,7 @@ def composed_run(tmp_path_factory):
                                "--codebook-levels", "4,3", "--fanouts", "2,2", "--token-dim", str(TOKEN_DIM),
                                "--iat-scheme", "user_order",
                                "--item-vectors", str(runs.write_small_item_vectors(tmp_path)),
-                               "--target-column", runs.TARGET_COLUMN)
+                               "--target-column", runs.TARGET_COLUMN, "--split", "user_time")
     assert result.returncode == 0, result.stderr[-5000:]
     return tmp_path, result
 
@@ -44,11 +45,12 @@ def test_tokens_are_versioned_and_trained_on_the_training_period_only(composed_r
     version = tokens.custom_properties["version"].string_value
     assert version == token_beam.read_token_metadata(tokens.uri)["version"]
     assert tokens.custom_properties["scheme"].string_value == "user_order"
-    cutoff = tokens.custom_properties["cutoff"].int_value
+    assert tokens.custom_properties["split_rule"].string_value == "user_time"
     store = token_beam.read_token_store(tokens.uri, expected_version=version)
     assert store.token_dim == TOKEN_DIM
+    cutoffs = history.event_cutoffs(store.user_id, store.timestamp, 0.2, "user_time")   # each user's own
     trained_on = tokens.custom_properties["train_events"].int_value
-    assert trained_on == int((store.timestamp < cutoff).sum()) < len(store.timestamp)
+    assert trained_on == int((store.timestamp < cutoffs).sum()) < len(store.timestamp)
     schema = runs.single_artifact(tmp_path, "Schema")
     assert schema.custom_properties["token_version"].string_value == version
     assert data_schema_io.read_schema(schema.uri).token_version == version  # what the Trainer builds from
@@ -70,6 +72,20 @@ def test_only_the_marked_events_are_ranked_and_every_event_is_history(composed_r
         user, time = f[F.USER_ID].int64_list.value[0], f[F.TIMESTAMP].int64_list.value[0]
         return sum(1 for u, t in marked if u == user and t < time)
     assert any(sum(f[F.HISTORY_MASK].int64_list.value) > marked_before(f) for f in parsed)
+
+
+def test_each_users_last_part_of_time_evaluates(composed_run):
+    tmp_path, _ = composed_run
+    log = interaction_log.read_csv_columns(tmp_path / "input" / "log.csv")
+    split = {name: [tf.train.Example.FromString(record).features.feature
+                    for record in runs.history_records(tmp_path, name)] for name in ("train", "eval")}
+    key = lambda f: (f[F.USER_ID].int64_list.value[0], f[F.TIMESTAMP].int64_list.value[0])  # noqa: E731
+    for name, features in split.items():
+        users, times = np.array([key(f) for f in features]).T
+        in_eval = times >= history.event_cutoffs(log[F.USER_ID], log[F.TIMESTAMP], 0.2, "user_time", users)
+        assert in_eval.all() if name == "eval" else not in_eval.any()
+    # Unlike one cutoff for everyone: some training targets are later than some evaluation ones.
+    assert max(key(f)[1] for f in split["train"]) > min(key(f)[1] for f in split["eval"])
 
 
 def test_the_codebook_is_fitted_on_the_users_item_vectors(composed_run):

@@ -300,6 +300,45 @@ def cutoff_from_range(min_timestamp: int, max_timestamp: int, eval_fraction: flo
 
 
 SPLITS = ("train", "eval")
+# How targets are split: "time", the last eval fraction of the log's time range is eval (one cutoff
+# for everyone: no training target is later than an eval one); "user_time", the last eval fraction of
+# each user's own time range (every user is in both splits, as in leave-last-out evaluation).
+SPLIT_RULES = ("time", "user_time")
+
+
+def check_split_rule(rule: str) -> None:
+    if rule not in SPLIT_RULES:
+        raise ValueError(f"Unknown split rule {rule!r}; expected one of {list(SPLIT_RULES)}.")
+
+
+def user_time_cutoffs(user_ids: np.ndarray, timestamps: np.ndarray, eval_fraction: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``(users, cutoffs)``: each user's own cutoff (``cutoff_from_range`` over the user's events),
+    users sorted; look one up with ``cutoffs[np.searchsorted(users, user)]``."""
+    check_eval_fraction(eval_fraction)
+    users, inverse = np.unique(np.asarray(user_ids, np.int64), return_inverse=True)
+    timestamps = np.asarray(timestamps, np.int64)
+    first = np.full(len(users), np.iinfo(np.int64).max)
+    last = np.full(len(users), np.iinfo(np.int64).min)
+    np.minimum.at(first, inverse, timestamps)
+    np.maximum.at(last, inverse, timestamps)
+    return users, np.round(last - eval_fraction * (last - first)).astype(np.int64)
+
+
+def event_cutoffs(log_user_ids: np.ndarray, log_timestamps: np.ndarray, eval_fraction: float, rule: str = "time",
+                  user_ids: np.ndarray | None = None) -> np.ndarray | int:
+    """The cutoff that applies to each of ``user_ids`` (default: the log's events) under ``rule``:
+    one int for ``"time"``, an array for ``"user_time"``; a target trains iff its time < its cutoff
+    (``split_by_time``), an event belongs to the training period likewise."""
+    check_split_rule(rule)
+    if rule == "time":
+        return time_cutoff(log_timestamps, eval_fraction)
+    users, cutoffs = user_time_cutoffs(log_user_ids, log_timestamps, eval_fraction)
+    query = np.asarray(log_user_ids if user_ids is None else user_ids, np.int64)
+    position = np.minimum(np.searchsorted(users, query), len(users) - 1)
+    if not np.array_equal(users[position], query):
+        raise ValueError("event_cutoffs: some user_ids have no event in the log (no time range to split).")
+    return cutoffs[position]
 
 
 def split_name(target_timestamp: int, cutoff: int) -> str:
@@ -307,8 +346,10 @@ def split_name(target_timestamp: int, cutoff: int) -> str:
     return SPLITS[0] if target_timestamp < cutoff else SPLITS[1]
 
 
-def split_by_time(examples: Mapping[str, np.ndarray], cutoff: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def split_by_time(examples: Mapping[str, np.ndarray], cutoff: int | np.ndarray
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(train, eval): targets before ``cutoff`` train, the rest evaluate. Histories may reach
-    back into the training period (that is the past, not leakage)."""
+    back into the training period (that is the past, not leakage). ``cutoff``: one time, or one
+    per example (``event_cutoffs(..., rule="user_time", user_ids=examples["user_id"])``)."""
     is_train = examples[F.TIMESTAMP] < cutoff
     return select(examples, is_train), select(examples, ~is_train)

@@ -64,7 +64,8 @@ def sampled_targets(user: int, count: int, per_user: int | None, seed: int = 0) 
 def _user_examples(grouped: tuple[int, Iterable[Mapping[str, int]], Iterable[tuple]], spec: F.ExampleSpec,
                    columns: tuple[str, ...], token_rows=None, targets_per_user: int | None = None,
                    seed: int = 0, target_column: str | None = None,
-                   search: tuple[int, int, int] | None = None) -> Iterable[tuple[int, bytes]]:
+                   search: tuple[int, int, int] | None = None,
+                   user_eval_fraction: float | None = None) -> Iterable[tuple[int, int | None, bytes]]:
     user, events, tokens = grouped
     events = list(events)
     if not events:
@@ -84,8 +85,11 @@ def _user_examples(grouped: tuple[int, Iterable[Mapping[str, int]], Iterable[tup
         examples = index.search_examples(rows, search[0], search[1], index.events[F.CATEGORY], arrays)
     if spec.token_dim:
         examples[F.TOKEN_VERSION] = np.full(len(rows), F.token_version_id(spec.token_version), np.int64)
+    # The user's own cutoff (split rule "user_time"), else None: the global one applies.
+    cutoff = (None if user_eval_fraction is None else
+              history.cutoff_from_range(int(log[F.TIMESTAMP].min()), int(log[F.TIMESTAMP].max()), user_eval_fraction))
     for timestamp, serialized in zip(examples[F.TIMESTAMP], F.to_tf_examples(examples)):
-        yield int(timestamp), serialized
+        yield int(timestamp), cutoff, serialized
 
 
 class _MaxId(beam.CombineFn):
@@ -137,13 +141,18 @@ class BuildHistoryExamples(beam.PTransform):
         the target's category (SIM's hard search), searched over the last ``search_depth`` events
         (``HistoryIndex.search_examples``); ``schema.history_length`` must be ``recent + retrieved``.
       search_depth: the L the search reaches back over (>= ``recent + retrieved``).
+      split_rule: ``"time"`` (the last ``eval_fraction`` of the log's time range is eval) or
+        ``"user_time"`` (the last ``eval_fraction`` of each user's own range: ``history.SPLIT_RULES``).
     """
 
     def __init__(self, schema: F.ExampleSpec | F.DataSchema, eval_fraction: float, token_rows=None,
                  targets_per_user: int | None = None, seed: int = 0, target_column: str | None = None,
-                 search_window: tuple[int, int] | None = None, search_depth: int | None = None):
+                 search_window: tuple[int, int] | None = None, search_depth: int | None = None,
+                 split_rule: str = "time"):
         super().__init__()
         history.check_eval_fraction(eval_fraction)
+        history.check_split_rule(split_rule)
+        self._split_rule = split_rule
         if schema.token_dim and token_rows is None:
             raise ValueError("schema.token_dim > 0: pass token_rows (iat.token_beam.user_token_rows).")
         self._token_rows = token_rows
@@ -180,20 +189,23 @@ class BuildHistoryExamples(beam.PTransform):
         else:
             grouped = ({"events": keyed, "tokens": tokens} | "GroupByUser" >> beam.CoGroupByKey()
                        | "Unpack" >> beam.Map(lambda kv: (kv[0], kv[1]["events"], kv[1]["tokens"])))
+        eval_fraction_of_users = self._eval_fraction if self._split_rule == "user_time" else None
         examples = grouped | "BuildPerUser" >> beam.FlatMap(_user_examples, self._spec, self._columns,
                                                             self._token_rows, self._targets_per_user, self._seed,
-                                                            self._target_column, self._search)
+                                                            self._target_column, self._search,
+                                                            eval_fraction_of_users)
         eval_fraction = self._eval_fraction
 
         def which_split(timestamped, num_partitions, min_ts, max_ts):
-            cutoff = history.cutoff_from_range(min_ts, max_ts, eval_fraction)
-            return history.SPLITS.index(history.split_name(timestamped[0], cutoff))
+            timestamp, user_cutoff, _ = timestamped
+            cutoff = history.cutoff_from_range(min_ts, max_ts, eval_fraction) if user_cutoff is None else user_cutoff
+            return history.SPLITS.index(history.split_name(timestamp, cutoff))
 
         train, evaluation = examples | "SplitByTime" >> beam.Partition(
             which_split, len(history.SPLITS),
             min_ts=beam.pvalue.AsSingleton(min_timestamp), max_ts=beam.pvalue.AsSingleton(max_timestamp))
         return {
-            "train": train | "DropTimeTrain" >> beam.Map(lambda timestamped: timestamped[1]),
-            "eval": evaluation | "DropTimeEval" >> beam.Map(lambda timestamped: timestamped[1]),
+            "train": train | "DropTimeTrain" >> beam.Map(lambda timestamped: timestamped[2]),
+            "eval": evaluation | "DropTimeEval" >> beam.Map(lambda timestamped: timestamped[2]),
             "max_ids": max_ids,
         }
