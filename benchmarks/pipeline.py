@@ -66,7 +66,9 @@ def run_once(arguments: list[str], metadata_path: str, pipeline_root: pathlib.Pa
     for line in runner.stdout:
         tail = (tail + [line.rstrip()])[-20:]
         print(line.rstrip(), flush=True)
-    _, status, usage = os.wait4(runner.pid, 0)   # the runner's own rusage: its peak RSS, not the benchmark's
+    runner.stdout.close()
+    # The runner's rusage: the peak RSS of its largest process (the runner or a Beam worker), not the benchmark's.
+    _, status, usage = os.wait4(runner.pid, 0)
     runner.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - started
     executions = progress.node_executions(progress.store_for(metadata_path), since) if runner.returncode == 0 else {}
@@ -101,7 +103,9 @@ def read_report(path: pathlib.Path) -> dict:
     if not path.exists():
         return {}
     report = json.loads(path.read_text())
-    return {"ml-100k": report} if "runs" in report else report["configurations"]
+    if "runs" in report:   # the older layout: one MovieLens-100K run with the encoder it names
+        return {"ml-100k": {"arguments": ["--encoder", report.get("encoder", "?")], **report}}
+    return report["configurations"]
 
 
 def plot(configurations: dict, path: pathlib.Path) -> None:

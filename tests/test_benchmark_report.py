@@ -93,7 +93,7 @@ def test_the_pipeline_table_has_a_row_per_configuration_and_run(tmp_path):
         {"name": "from scratch", "seconds": 900.0, "components": {"CodebookFitter": 60.0, "Trainer": 500.0},
          "bytes_written": {"HistoryExampleGen": 300 * 2**20, "Trainer": 20 * 2**20}, "peak_rss_mb": 3500.0}]}
     text = report.pipeline_table({"configurations": configurations})
-    assert "| ml-100k | (defaults) | from scratch | 162 | 2,121 | – | 15 | – |" in text
+    assert "| ml-100k | --encoder din_full | from scratch | 162 | 2,121 | – | 15 | – |" in text
     assert "| ml-1m_hisac_L1000 | --dataset ml-1m | from scratch | 900 | 3,500 | 320 | 500 | 60 |" in text
 
 

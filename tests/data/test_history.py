@@ -222,13 +222,17 @@ def test_a_request_search_history_is_the_search_window_of_a_target_at_that_time(
     keys = index.events[F.CATEGORY]
     rows = np.random.default_rng(1).choice(len(index), 40, replace=False)
     windows = index.search_examples(rows, 6, 4, keys, {"token": tokens})
+    served = schema.with_history_length(10)   # the model's schema holds the window (6 + 4), as the pipeline's
     for position, row in enumerate(rows):
-        built = history.request_search_history(index.events, int(index.events[F.USER_ID][row]),
-                                               int(index.events[F.TIMESTAMP][row]), schema, 6, 4, keys,
-                                               int(keys[row]), {"token": tokens})
+        user, time = int(index.events[F.USER_ID][row]), int(index.events[F.TIMESTAMP][row])
+        built = history.request_search_history(index.events, user, time, schema, 6, 4, keys, int(keys[row]),
+                                               {"token": tokens})
+        from_served = history.request_search_history(index.events, user, time, served, 6, 4, keys, int(keys[row]),
+                                                     {"token": tokens}, within_last=150)
         for name, values in built.items():
             if name != F.USER_ID:
                 np.testing.assert_array_equal(values, windows[name][position], err_msg=name)
+                np.testing.assert_array_equal(from_served[name], values, err_msg=name)
 
 
 def test_the_beam_job_can_rank_a_seeded_sample_of_each_users_events():
@@ -300,10 +304,12 @@ def test_the_beam_job_builds_search_windows_like_the_index():
                         equal_to([helpers.decoded_example(record) for record in F.to_tf_examples(expected)]), label=split)
 
 
-@pytest.mark.parametrize("window, depth", [((1, 1), 5), ((-1, 4), 5), ((2, 1), 2)])
-def test_a_search_window_that_does_not_fit_the_examples_is_refused(window, depth):
+@pytest.mark.parametrize("window, depth, message", [
+    ((1, 1), 5, "must be >= 0 and add up to the examples' L = 3"), ((-1, 4), 5, "must be >= 0 and add up"),
+    ((2, 1), 2, "within search_depth = 2"), ((1.5, 1.5), 5, "must be two ints"), ((1, 1, 1), 5, "must be two ints")])
+def test_a_search_window_that_does_not_fit_the_examples_is_refused(window, depth, message):
     spec = F.ExampleSpec(history_length=3)
-    with pytest.raises(ValueError, match="must be >= 0 and add up to the examples' L = 3"):
+    with pytest.raises(ValueError, match=message):
         history_beam.BuildHistoryExamples(spec, 0.25, search_window=window, search_depth=depth)
 
 

@@ -18,6 +18,7 @@ Example::
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping
 
 import numpy as np
@@ -216,8 +217,8 @@ def request_history(events: Mapping[str, np.ndarray], user_id: int, request_time
 
 def request_search_history(events: Mapping[str, np.ndarray], user_id: int, request_time: int,
                            schema: F.DataSchema, recent: int, retrieved: int, event_keys: np.ndarray,
-                           candidate_key: int, event_arrays: Mapping[str, np.ndarray] | None = None
-                           ) -> dict[str, np.ndarray]:
+                           candidate_key: int, event_arrays: Mapping[str, np.ndarray] | None = None,
+                           within_last: int | None = None) -> dict[str, np.ndarray]:
     """``request_history`` for a model trained on ``HistoryIndex.search_examples`` windows: the
     user's ``recent`` latest events before ``request_time`` plus the ``retrieved`` latest earlier
     events (within the last L) whose key equals the candidate's. The window depends on the
@@ -228,10 +229,16 @@ def request_search_history(events: Mapping[str, np.ndarray], user_id: int, reque
       recent, retrieved: the window the model was trained with.
       event_keys: ``[n]`` key of every event of ``events`` (e.g. its item's semantic ID).
       candidate_key: the candidate's key.
+      within_last: how many of the latest events the search reaches back over, as in training
+        (the L of ``search_examples``; the pipeline records it as the schema artefact's
+        ``search_window["within_last"]``). Default ``schema.history_length``: pass it whenever
+        the model's schema is the window's (L = ``recent + retrieved``, as the pipeline's is).
 
     Returns:
       ``user_id`` and the ``hist_*`` / ``hist_mask`` arrays ``[recent + retrieved]``.
     """
+    if within_last is not None:
+        schema = dataclasses.replace(schema, history_length=within_last)
     window = request_history(events, user_id, request_time, schema,
                              {**(event_arrays or {}), "_key": np.asarray(event_keys)})
     mask = window[F.HISTORY_MASK].astype(bool)

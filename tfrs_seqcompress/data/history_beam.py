@@ -157,8 +157,11 @@ class BuildHistoryExamples(beam.PTransform):
             raise ValueError("schema.token_dim > 0: pass token_rows (iat.token_beam.user_token_rows).")
         self._token_rows = token_rows
         self._search = None
-        if search_window:
-            recent, retrieved = search_window
+        if search_window is not None:
+            window = tuple(search_window)
+            if len(window) != 2 or not all(isinstance(size, (int, np.integer)) for size in window):
+                raise ValueError(f"search_window must be two ints (recent, retrieved), got {search_window!r}.")
+            recent, retrieved = window
             depth = search_depth or schema.history_length
             if recent < 0 or retrieved < 0 or recent + retrieved != schema.history_length or depth < recent + retrieved:
                 raise ValueError(f"search_window (recent, retrieved) = {tuple(search_window)} must be >= 0 and add up "
