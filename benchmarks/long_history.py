@@ -126,7 +126,9 @@ BLOCKS = {
     # (9%) and 4.0 (the grid grew while 1.0 was its largest and best value); its short-term base over the
     # last 50 events, the N DIN-last-N chose on this block's validation split.
     "ml-1m_L1000": Block("ml-1m", "ratings", 1000, targets_per_user=30, codebook=(16, 8),
-                         grids=_hisac_family((16, 8), (0.05, 0.25, 1.0, 4.0), short_term=(50,))),
+                         grids={**_hisac_family((16, 8), (0.05, 0.25, 1.0, 4.0), short_term=(50,)),
+                                "mean_short": {"short_term_last_n": (50,)},
+                                "sim_hard_short": {"short_term_last_n": (50,)}}),
     # A toy block for the benchmark's own test (tests/test_long_history.py; seconds, not a result).
     "synthetic_smoke_L100": Block("synthetic", "smoke", 100, {"num_users": 40, "mean_history": 150},
                                   targets_per_user=20, batch_size=64, epochs=1),
@@ -169,6 +171,10 @@ ROWS = {
     "din_full_nosem": Row("din_full", fixed={"semantic_inputs": False}),
     "sim_hard_nosem": Row("sim_hard", fixed={"semantic_inputs": False}),
     "hisac_no_candidate_routing": Row("hisac", grid=_K_LARGE, fixed={**_HISAC, "candidate_routing": False}),
+    # Controls for hisac_short: the same short-term base beside a plain whole-history summary (mean pooling),
+    # and beside the best simple whole-history baseline (SIM-hard): does the base gain come from HiSAC?
+    "mean_short": Row("mean", grid={"short_term_last_n": (20, 50)}),
+    "sim_hard_short": Row("sim_hard", grid={"short_term_last_n": (20, 50)}),
 }
 DEFAULT_ROWS = ("sim_hard", "din_full", "din_last_n", "hisac", "hisac_short", "iat", "hisac_iat")
 
