@@ -232,6 +232,12 @@ def long_history_block(block: dict) -> str:
                       "sub-category / codebook leaf / category column): test AUC "
                       f"{analysis['subcategory_evidence_test_auc']:.4f} / "
                       f"{analysis['codebook_leaf_evidence_test_auc']:.4f} / {analysis['category_evidence_test_auc']:.4f}")
+        rates = [(name, block["analysis"].get(f"user_click_rate_{key}_test_auc"),
+                  block["analysis"].get(f"user_click_rate_{key}_test_gauc"))
+                 for name, key in (("whole window", "window"), ("last 20", "last_20"), ("last 50", "last_50"))]
+        if all(auc is not None for _, auc, _ in rates):
+            title += (". The user's own click rate alone (no item), test AUC (GAUC): " + ", ".join(
+                f"{name} {auc:.4f} ({gauc:.4f})" for name, auc, gauc in rates))
         sharpness = block["analysis"].get("own_leaf_share_by_temperature_scale")
         if sharpness:
             title += (". Soft routing's share of an item's weight in its own codebook leaf, by temperature (x the "
