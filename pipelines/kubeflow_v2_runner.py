@@ -49,14 +49,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", default="din_full")
     parser.add_argument("--context-features", default="")
     parser.add_argument("--event-features", default="")
+    defaults = configs.PipelineConfig(data_dir="")
+    parser.add_argument("--history-length", type=int, default=defaults.history_length)
+    parser.add_argument("--targets-per-user", type=int, default=defaults.targets_per_user)
+    parser.add_argument("--target-column", default="", help="a 0/1 column of the log marking the ranking targets")
+    parser.add_argument("--split", default=defaults.split_rule, choices=["time", "user_time"])
+    parser.add_argument("--search-window", metavar="RECENT,RETRIEVED", help="bounded histories (see the local runner)")
+    parser.add_argument("--item-vectors", default="", help="item vectors CSV every worker reads (e.g. gs://...)")
     parser.add_argument("--beam-arg", action="append", default=[], help="a Beam pipeline option (repeatable)")
     parser.add_argument("--output", default="pipeline.json")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    from pipelines import local_runner   # the local run's check of the window
+
+    error = local_runner.check_search_window(args)
+    if error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 2
     config = configs.PipelineConfig(
         pipeline_name=KUBEFLOW_PIPELINE_NAME, data_dir=args.data_dir, pipeline_root=args.pipeline_root,
         serving_model_dir=args.serving_model_dir,
         encoder=args.encoder, context_features=tuple(filter(None, args.context_features.split(","))),
         event_features=tuple(filter(None, args.event_features.split(","))),
+        history_length=args.history_length, targets_per_user=args.targets_per_user, target_column=args.target_column,
+        split_rule=args.split, search_window=tuple(int(v) for v in args.search_window.split(",")) if args.search_window
+        else (), item_vectors_path=args.item_vectors,
         beam_pipeline_args=tuple(args.beam_arg) or configs.PipelineConfig.beam_pipeline_args)
     print(f"[kubeflow_v2] wrote {compile_pipeline(config, args.image, args.output)}")
     return 0

@@ -38,6 +38,23 @@ def test_the_kubeflow_v2_runner_writes_a_pipeline_spec(tmp_path, encoder, own_st
     assert json.loads(parameter("BaselineTrainer", "custom_config"))["encoder"] == "mean"
 
 
+def test_the_command_line_passes_the_example_settings_on(tmp_path):
+    output = tmp_path / "spec.json"
+    assert kubeflow_v2_runner.main(["--data-dir", "gs://b/log", "--pipeline-root", "gs://b/root",
+                                    "--serving-model-dir", "gs://b/saved_models/ranker", "--image", "img:1",
+                                    "--encoder", "iat", "--history-length", "1000", "--targets-per-user", "20",
+                                    "--split", "user_time", "--search-window", "64,64", "--output", str(output)]) == 0
+    tasks = json.loads(output.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]
+    given = {name: value["runtimeValue"]["constantValue"]
+             for name, value in tasks["HistoryExampleGen"]["inputs"]["parameters"].items()}
+    assert {name: str(next(iter(given[name].values()))) for name in
+            ("history_length", "targets_per_user", "split_rule", "search_recent", "search_retrieved")} == {
+        "history_length": "1000", "targets_per_user": "20", "split_rule": "user_time", "search_recent": "64",
+        "search_retrieved": "64"}
+    assert kubeflow_v2_runner.main(["--data-dir", "d", "--pipeline-root", "r", "--serving-model-dir", "s",
+                                    "--image", "i", "--encoder", "hisac", "--search-window", "8,8"]) == 2
+
+
 def test_the_command_line_compiles_too(tmp_path):
     output = tmp_path / "spec.json"
     assert kubeflow_v2_runner.main(["--data-dir", "gs://b/log", "--pipeline-root", "gs://b/root",
