@@ -23,6 +23,7 @@ import os
 import sys
 
 from pipelines import configs
+from tfrs_seqcompress.data import history
 
 # Kubeflow pipeline names match [a-z0-9][a-z0-9-]{0,127}.
 KUBEFLOW_PIPELINE_NAME = configs.PIPELINE_NAME.replace("_", "-")
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history-length", type=int, default=defaults.history_length)
     parser.add_argument("--targets-per-user", type=int, default=defaults.targets_per_user)
     parser.add_argument("--target-column", default="", help="a 0/1 column of the log marking the ranking targets")
-    parser.add_argument("--split", default=defaults.split_rule, choices=["time", "user_time"])
+    parser.add_argument("--split", default=defaults.split_rule, choices=history.SPLIT_RULES)
     parser.add_argument("--search-window", metavar="RECENT,RETRIEVED", help="bounded histories (see the local runner)")
     parser.add_argument("--item-vectors", default="", help="item vectors CSV every worker reads (e.g. gs://...)")
     parser.add_argument("--beam-arg", action="append", default=[], help="a Beam pipeline option (repeatable)")
@@ -71,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         encoder=args.encoder, context_features=tuple(filter(None, args.context_features.split(","))),
         event_features=tuple(filter(None, args.event_features.split(","))),
         history_length=args.history_length, targets_per_user=args.targets_per_user, target_column=args.target_column,
-        split_rule=args.split, search_window=tuple(int(v) for v in args.search_window.split(",")) if args.search_window
-        else (), item_vectors_path=args.item_vectors,
+        split_rule=args.split, search_window=local_runner._ints(args.search_window) if args.search_window else (),
+        item_vectors_path=args.item_vectors,
         beam_pipeline_args=tuple(args.beam_arg) or configs.PipelineConfig.beam_pipeline_args)
     print(f"[kubeflow_v2] wrote {compile_pipeline(config, args.image, args.output)}")
     return 0

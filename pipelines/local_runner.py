@@ -31,7 +31,7 @@ from absl import logging
 from pipelines import configs
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import registry
-from tfrs_seqcompress.data import interaction_log, movielens
+from tfrs_seqcompress.data import history, interaction_log, movielens
 from tfrs_seqcompress.hisac import semantic
 
 
@@ -197,7 +197,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--target-column",
                         help="with --data: a 0/1 column of your log marking the events to rank (the others are "
                              "history only); default: every event is a ranking target")
-    parser.add_argument("--split", default=defaults.split_rule, choices=["time", "user_time"],
+    parser.add_argument("--split", default=defaults.split_rule, choices=history.SPLIT_RULES,
                         help="eval = the last 20%% of the log's time range (time), or of each user's own (user_time)")
     parser.add_argument("--search-window", metavar="RECENT,RETRIEVED",
                         help="bounded histories: the RECENT latest events plus the RETRIEVED latest earlier ones of "

@@ -32,6 +32,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any, Mapping
 
@@ -168,7 +169,7 @@ class DataSchema:
     token_version: str = ""
 
     def __post_init__(self):
-        for name in ("num_users", "num_items", "num_categories", "history_length"):
+        for name in ("num_users", "num_items", "num_categories"):   # L and the names: the example spec's checks
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"DataSchema.{name} must be a positive int, got {value!r}.")
@@ -179,9 +180,9 @@ class DataSchema:
         except ValueError as error:
             raise ValueError(f"DataSchema: {error}") from None
 
-    @property
+    @functools.cached_property
     def example_spec(self) -> ExampleSpec:
-        """What this dataset's examples hold (L, event and context features, tokens)."""
+        """What this dataset's examples hold (L, event and context features, tokens); built once."""
         return ExampleSpec(self.history_length, tuple(self.event_features), self.context_features,
                            self.token_dim, self.token_version)
 

@@ -301,9 +301,13 @@ def check_eval_fraction(eval_fraction: float) -> None:
         raise ValueError(f"eval_fraction must lie in (0, 1), got {eval_fraction}.")
 
 
-def cutoff_from_range(min_timestamp: int, max_timestamp: int, eval_fraction: float) -> int:
-    """``time_cutoff`` from the range alone (what the Beam job computes with two combiners)."""
-    return int(round(max_timestamp - eval_fraction * (max_timestamp - min_timestamp)))
+def cutoff_from_range(min_timestamp: int | np.ndarray, max_timestamp: int | np.ndarray,
+                      eval_fraction: float) -> int | np.ndarray:
+    """``time_cutoff`` from the range alone (what the Beam job computes with two combiners); given
+    arrays of ranges (one per user), an array of cutoffs."""
+    low, high = np.asarray(min_timestamp, np.int64), np.asarray(max_timestamp, np.int64)
+    cutoff = np.round(high - eval_fraction * (high - low)).astype(np.int64)
+    return int(cutoff) if cutoff.ndim == 0 else cutoff
 
 
 SPLITS = ("train", "eval")
@@ -329,7 +333,7 @@ def user_time_cutoffs(user_ids: np.ndarray, timestamps: np.ndarray, eval_fractio
     last = np.full(len(users), np.iinfo(np.int64).min)
     np.minimum.at(first, inverse, timestamps)
     np.maximum.at(last, inverse, timestamps)
-    return users, np.round(last - eval_fraction * (last - first)).astype(np.int64)
+    return users, cutoff_from_range(first, last, eval_fraction)
 
 
 def event_cutoffs(log_user_ids: np.ndarray, log_timestamps: np.ndarray, eval_fraction: float, rule: str = "time",
