@@ -76,7 +76,7 @@ class Block:
     batch_size: int = 256
     epochs: int = 2
     note: str = ""
-    grids: dict = dataclasses.field(default_factory=dict)   # row name -> grid replacing the row's own
+    grids: dict = dataclasses.field(default_factory=dict)   # row name -> grid (or list of grids) replacing the row's own
 
 
 _LONG_WORLD = {"num_users": 3000, "mean_history": 1200}
@@ -86,6 +86,13 @@ _DISTANT = {"rare_share": 0.02, "rare_until": 0.6, "rare_return_share": 0.001}
 _FEWER = "fewer targets than at L = 1,000 (600 users x 40): a DIN-full epoch over L = 10,000 costs 10x more"
 # The agent budget study (K = 8 ... 256) runs where the base worlds are; elsewhere K is chosen from its largest two.
 _K_STUDY = {"hisac": {"fanouts": ((4, 2), (8, 4), (16, 8), (32, 8))}}
+# The base world at L = 1,000: the K study at the routing temperature it ran with (0.25 x the level-1
+# error), then the study's winner (K = 256) at the temperatures the other blocks chose (the fine
+# world 0.05, MovieLens-1M 1.0), so the library's default temperature is chosen across blocks.
+_BASE_L1000_GRIDS = {
+    **_K_STUDY,
+    "hisac": ({**_K_STUDY["hisac"], "temperature_scale": (0.25,)},
+              {"fanouts": ((32, 8),), "temperature_scale": (0.05, 1.0)})}
 
 
 # A grid value meaning "the temperature scale the block's ``hisac`` row chose on validation".
@@ -104,15 +111,16 @@ def _hisac_family(fanouts: tuple[int, ...], scales: tuple[float, ...], short_ter
 
 
 BLOCKS = {
-    "synthetic_base_L1000": Block("synthetic", "base", 1000, _LONG_WORLD, grids=_K_STUDY),
+    "synthetic_base_L1000": Block("synthetic", "base", 1000, _LONG_WORLD, grids=_BASE_L1000_GRIDS),
     # The same world with a tenth of the users: what each encoder makes of ~17k training targets.
     "synthetic_base_L1000_small": Block("synthetic", "base_small", 1000, {**_LONG_WORLD, "num_users": 300},
                                         grids=_K_STUDY, note="a tenth of the users of synthetic_base_L1000"),
     # K = 256 (every leaf of the (32, 8) codebook), the winner of the base world's study on validation. The
     # routing temperature is chosen here too: relative to the level-1 error, 0.25 routes an item 60% to its
-    # own leaf in this world (89% in the base world), 0.05 92%, 0.01 98% (docs/benchmarks.md); 0.05 won.
+    # own leaf in this world (89% in the base world), 0.05 92%, 0.01 98% (docs/benchmarks.md); 0.05 won
+    # among those three; 1.0 (MovieLens-1M's choice) joined the grid later.
     "synthetic_fine_L1000": Block("synthetic", "fine", 1000, {**_LONG_WORLD, **_FINE},
-                                  grids=_hisac_family((32, 8), (0.01, 0.05, 0.25))),
+                                  grids=_hisac_family((32, 8), (0.01, 0.05, 0.25, 1.0))),
     "synthetic_distant_L1000": Block("synthetic", "distant", 1000, {**_LONG_WORLD, **_DISTANT}),
     "synthetic_base_L10000": Block("synthetic", "base", 10000, _VERY_LONG_WORLD, 40, batch_size=64, note=_FEWER,
                                    grids=_K_STUDY),
@@ -388,10 +396,15 @@ def event_tokens(data: Data, seed: int, token_dim: int, result: dict) -> tuple[n
 
 
 def settings_of(row: Row, block: Block, name: str = "", hisac_chosen: dict | None = None) -> list[dict]:
-    """Every combination of the row's grid (or the block's grid for the row), each merged over its
-    fixed arguments (fan-outs wider than the block's codebook are left out); ``AS_HISAC`` values
-    are those of ``hisac_chosen`` (the block's ``hisac`` row's chosen setting)."""
-    grid = dict(block.grids.get(name, row.grid))
+    """Every combination of the row's grid (or the block's grid for the row; a list of grids: the
+    combinations of each in turn), each merged over its fixed arguments (fan-outs wider than the
+    block's codebook are left out); ``AS_HISAC`` values are those of ``hisac_chosen`` (the block's
+    ``hisac`` row's chosen setting)."""
+    grid = block.grids.get(name, row.grid)
+    if isinstance(grid, (list, tuple)):  # a union of grids
+        return [setting for part in grid for setting in settings_of(
+            row, dataclasses.replace(block, grids={name: part}), name, hisac_chosen)]
+    grid = dict(grid)
     for key, values in grid.items():
         if AS_HISAC in values:
             if not hisac_chosen or key not in hisac_chosen:

@@ -137,3 +137,13 @@ def test_hisac_variants_run_at_the_temperature_hisac_chose():
         long_history.settings_of(row, block, "hisac_short")
     settings = long_history.settings_of(row, block, "hisac_short", {"fanouts": [16, 8], "temperature_scale": 1.0})
     assert [setting["temperature_scale"] for setting in settings] == [1.0]
+
+
+def test_a_block_grid_given_as_a_list_runs_each_grid_in_turn():
+    row = long_history.ROWS["hisac"]
+    block = long_history.dataclasses.replace(long_history.BLOCKS["synthetic_smoke_L100"], codebook=(32, 8), grids={
+        "hisac": ({"fanouts": ((4, 2), (32, 8)), "temperature_scale": (0.25,)},
+                  {"fanouts": ((32, 8),), "temperature_scale": (0.05, 1.0)})})
+    settings = long_history.settings_of(row, block, "hisac")
+    assert [(tuple(s["fanouts"]), s["temperature_scale"]) for s in settings] == [
+        ((4, 2), 0.25), ((32, 8), 0.25), ((32, 8), 0.05), ((32, 8), 1.0)]
