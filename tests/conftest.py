@@ -27,3 +27,16 @@ def pytest_collection_modifyitems(config, items):
         relative = pathlib.Path(str(item.fspath)).resolve().relative_to(_TESTS).as_posix()
         if relative.startswith(SLOW_TESTS):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def exported_hisac(tmp_path_factory):
+    """(world, examples, model, export_dir): ``helpers.trained_hisac_model()`` exported once as
+    version 1 of a served model, shared by the serving tests that only read it (copy it to change it)."""
+    from tests import helpers
+    from tfrs_seqcompress import serving
+
+    world, examples, model = helpers.trained_hisac_model()
+    export_dir = tmp_path_factory.mktemp("saved_models") / "ranker" / "1"
+    serving.export_serving_model(model, str(export_dir))
+    return world, examples, model, export_dir

@@ -1,5 +1,7 @@
 """Every user's agents, computed once with the served model and stored by user: a request built from
 the table scores like the in-graph model over the user's whole history; other versions refused."""
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -11,11 +13,12 @@ from tfrs_seqcompress.data import history
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    world, _, model = helpers.trained_hisac_model()
-    export_dir = tmp_path_factory.mktemp("saved_models") / "ranker" / "17"
-    serving.export_serving_model(model, str(export_dir))
-    return world, model, str(export_dir)
+def served(exported_hisac, tmp_path_factory):
+    """The shared HiSAC model, served as version 17."""
+    world, _, model, export_dir = exported_hisac
+    version_17 = tmp_path_factory.mktemp("saved_models") / "ranker" / "17"
+    shutil.copytree(export_dir, version_17)
+    return world, model, str(version_17)
 
 
 def test_a_request_from_the_table_scores_like_the_whole_history_in_graph(served, tmp_path):

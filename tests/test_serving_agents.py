@@ -1,5 +1,6 @@
 """HiSAC served two ways: in-graph over the history, or over agents precomputed offline per user.
 Both signatures of the exported SavedModel, reloaded in a fresh process, give the same scores."""
+import functools
 import json
 
 import numpy as np
@@ -13,18 +14,19 @@ from tfrs_seqcompress import models, serving
 CANDIDATES = 12
 
 
+# Reloading the SavedModel once per module, not once per test: the tests only call its signatures.
+_load = functools.cache(tf.saved_model.load)
+
+
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    world, examples, model = helpers.trained_hisac_model()
-    schema = world.dataset.schema
+def exported(exported_hisac):
+    world, examples, model, export_dir = exported_hisac
     # One user's request: the last history, scored against CANDIDATES candidate items.
     row = len(examples[F.USER_ID]) - 1
     request = {name: np.repeat(values[row:row + 1], CANDIDATES, axis=0) for name, values in examples.items()}
     request[F.ITEM_ID] = np.arange(1, CANDIDATES + 1)
     request[F.CATEGORY] = world.dataset.items[F.CATEGORY][request[F.ITEM_ID]]
     request.pop(F.LABEL)
-    export_dir = tmp_path_factory.mktemp("saved_models") / "hisac" / "1"
-    serving.export_serving_model(model, str(export_dir))
     return export_dir, model, request
 
 
@@ -68,7 +70,7 @@ def test_precomputed_agents_score_like_the_in_graph_path_in_a_fresh_process(expo
 
 def test_agent_requests_without_agents_are_refused(exported):
     export_dir, _, request = exported
-    signature = tf.saved_model.load(str(export_dir)).signatures[serving.SCORE_WITH_AGENTS_SIGNATURE]
+    signature = _load(str(export_dir)).signatures[serving.SCORE_WITH_AGENTS_SIGNATURE]
     target_only = F.to_tf_examples({name: request[name][:2] for name in F.TARGET_FIELDS + ("hour", "device", "price")})
     with pytest.raises(tf.errors.InvalidArgumentError, match="Feature: agent_(mask|vectors|weights) .* is required"):
         signature(examples=tf.constant(target_only))
@@ -82,7 +84,7 @@ def test_models_without_agents_say_so():
 
 def _agent_request(export_dir, request, edit):
     """A ``score_with_agents`` request of two candidates with agents from ``compute_agents``, edited."""
-    loaded = tf.saved_model.load(str(export_dir))
+    loaded = _load(str(export_dir))
     history = F.to_tf_examples({name: values[:1] for name, values in request.items()})
     agents = loaded.signatures[serving.COMPUTE_AGENTS_SIGNATURE](examples=tf.constant(history))
     columns = {name: request[name][:2] for name in F.TARGET_FIELDS + ("hour", "device", "price")}

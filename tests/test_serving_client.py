@@ -15,11 +15,9 @@ CANDIDATES = 10
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    world, examples, model = helpers.trained_hisac_model()
+def served(exported_hisac):
+    world, examples, model, export_dir = exported_hisac
     schema = world.dataset.schema
-    export_dir = tmp_path_factory.mktemp("saved_models") / "ranker" / "1"
-    serving.export_serving_model(model, str(export_dir))
     row = len(examples[F.USER_ID]) - 1  # one user's latest history, 10 candidate items
     user = {name: values[row] for name, values in examples.items()
             if name.startswith(F.HISTORY_PREFIX) or name in (F.USER_ID, F.HISTORY_MASK)}
