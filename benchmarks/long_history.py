@@ -423,8 +423,7 @@ def build_model(data: Data, row: Row, setting: dict, fitted: codebook.Codebook, 
                  if key not in ("semantic_inputs", "window", "clusters", "short_term_last_n", "temperature_scale",
                                 "own_leaf_share")}
     if "temperature_scale" in setting:  # relative to the codebook's level-1 error
-        arguments["temperature"] = (setting["temperature_scale"] / hisac.DEFAULT_TEMPERATURE_SCALE
-                                    * hisac.default_temperature(fitted))
+        arguments["temperature"] = hisac.default_temperature(fitted, setting["temperature_scale"])
     if "own_leaf_share" in setting:  # label-free: how sharply agents follow the codebook
         arguments["temperature"] = hisac.temperature_for_share(fitted, data.item_vectors, setting["own_leaf_share"])
     return models.build_ranking_model(

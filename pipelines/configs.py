@@ -48,7 +48,9 @@ class PipelineConfig:
       iat_scheme, token_dim, source_epochs: IAT stage 1 (``InstanceCompressor``), used when the
         encoder reads instance tokens (``TOKEN_ENCODERS``: ``iat``, ``hisac_iat``).
       codebook_levels, fanouts, semantic_dim, codebook_iterations: HiSAC (``CodebookFitter``),
-        used when the encoder reads semantic IDs (``SEMANTIC_ENCODERS``; ``global_clusters`` uses level 1).
+        used when the encoder reads semantic IDs (``SEMANTIC_ENCODERS``; ``global_clusters`` uses level 1);
+        ``fanouts`` None: every leaf of the codebook is a candidate agent.
+      temperature_scale: HiSAC's soft-routing temperature, x the codebook's level-1 error.
       item_vectors_path: the user's item vectors (CSV ``item_id, v0, ...``) the codebook is fitted
         on; empty: a two-tower model's item embeddings from the training period.
       min_eval_auc, min_eval_gauc: floors on the candidate's eval AUC and GAUC.
@@ -83,7 +85,8 @@ class PipelineConfig:
     token_dim: int = 16
     source_epochs: int = 2
     codebook_levels: tuple[int, ...] = registry.HISAC_CODEBOOK_LEVELS
-    fanouts: tuple[int, ...] = registry.HISAC_FANOUTS
+    fanouts: tuple[int, ...] | None = registry.HISAC_FANOUTS
+    temperature_scale: float = registry.HISAC_TEMPERATURE_SCALE
     semantic_dim: int = 16
     codebook_iterations: int = 20
     item_vectors_path: str = ""
@@ -118,4 +121,5 @@ class PipelineConfig:
         """The Trainer's settings for a model with ``encoder`` (the candidate's or the baseline's)."""
         return {"encoder": encoder, "epochs": self.epochs, "batch_size": self.batch_size,
                 "learning_rate": self.learning_rate, "embedding_dim": self.embedding_dim, "seed": self.seed,
-                "model_name": self.model_name, "fanouts": list(self.fanouts), "strategy": self.strategy}
+                "model_name": self.model_name, "fanouts": list(self.fanouts) if self.fanouts else None,
+                "temperature_scale": self.temperature_scale, "strategy": self.strategy}

@@ -155,6 +155,8 @@ def check_training_flags(args: argparse.Namespace) -> str | None:
                         ("--max-drop-vs-baseline", args.max_drop_vs_baseline)):
         if not math.isfinite(value):
             return f"{flag} must be a finite number, got {value}"
+    if not (math.isfinite(args.temperature_scale) and args.temperature_scale > 0):
+        return f"--temperature-scale must be a positive number, got {args.temperature_scale}"
     for flag, value in (("--min-eval-auc", args.min_eval_auc), ("--min-eval-gauc", args.min_eval_gauc)):
         if not 0.0 <= value <= 1.0:
             return f"{flag} must be between 0 and 1, got {value}"
@@ -214,8 +216,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="your item vectors, a CSV 'item_id, v0, v1, ...' (content or semantic embeddings) the "
                              "codebook is fitted on (with --encoder hisac, hisac_iat or global_clusters); default: "
                              "a two-tower model's item embeddings from the training period")
-    parser.add_argument("--fanouts", default=",".join(map(str, defaults.fanouts)),
-                        help="HiSAC voting fan-out per level: K = their product interest-agents")
+    parser.add_argument("--fanouts", default=",".join(map(str, defaults.fanouts or ())),
+                        help="HiSAC voting fan-out per level: K = their product interest-agents (default: every "
+                             "leaf of the codebook, K = the product of --codebook-levels)")
+    parser.add_argument("--temperature-scale", type=float, default=defaults.temperature_scale,
+                        help="HiSAC's soft-routing temperature, x the codebook's level-1 quantisation error "
+                             "(lower: agents follow the codebook's leaves more sharply)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--strategy", default=defaults.strategy,
@@ -275,10 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.encoder not in registry.ENCODERS:
         print(f"ERROR: unknown --encoder {args.encoder!r}; expected one of {sorted(registry.ENCODERS)}.", file=sys.stderr)
         return 2
-    levels, fanouts = _ints(args.codebook_levels), _ints(args.fanouts)
+    levels, fanouts = _ints(args.codebook_levels), _ints(args.fanouts) if args.fanouts else None
     if args.encoder == "global_clusters":
-        levels, fanouts = levels[:1], fanouts[:1]
-    if not levels or len(fanouts) != len(levels) or any(not 1 <= f <= s for f, s in zip(fanouts, levels)):
+        levels, fanouts = levels[:1], fanouts and fanouts[:1]
+    if not levels or fanouts is not None and (
+            len(fanouts) != len(levels) or any(not 1 <= f <= s for f, s in zip(fanouts, levels))):
         print(f"ERROR: --fanouts {args.fanouts} must give one fan-out per codebook level ({args.codebook_levels}), "
               "each between 1 and its level's size.", file=sys.stderr)
         return 2
@@ -308,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         search_window=_ints(args.search_window) if args.search_window else (),
         encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
         strategy=args.strategy, iat_scheme=args.iat_scheme, token_dim=args.token_dim, codebook_levels=levels,
-        fanouts=fanouts, item_vectors_path=stage_item_vectors(args.item_vectors, data_dir) if args.item_vectors else "",
+        fanouts=fanouts, temperature_scale=args.temperature_scale, item_vectors_path=stage_item_vectors(args.item_vectors, data_dir) if args.item_vectors else "",
         min_eval_auc=args.min_eval_auc, min_eval_gauc=args.min_eval_gauc,
         baseline_encoder=None if args.baseline_encoder in ("none", args.encoder) else args.baseline_encoder,
         max_drop_vs_blessed=args.max_drop_vs_blessed, max_drop_vs_baseline=args.max_drop_vs_baseline,

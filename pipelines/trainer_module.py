@@ -66,7 +66,9 @@ def _semantic_arguments(encoder: str, train_files: list[str], config: dict) -> d
     codebook, item_vectors = semantic_io.load_semantic_tables(os.path.join(examples_dir, semantic_io.SEMANTIC_DIR))
     arguments = {"codebook": codebook, "item_vectors": item_vectors}
     if encoder in layers.VOTING_ENCODERS:
-        arguments["fanouts"] = tuple(config.get("fanouts", registry.HISAC_FANOUTS))
+        fanouts = config.get("fanouts", registry.HISAC_FANOUTS)
+        arguments["fanouts"] = tuple(fanouts) if fanouts else None
+        arguments["temperature_scale"] = float(config.get("temperature_scale", registry.HISAC_TEMPERATURE_SCALE))
     return arguments
 
 

@@ -106,3 +106,23 @@ def test_the_pipeline_benchmark_counts_the_bytes_each_component_wrote(tmp_path):
     (tmp_path / "HistoryExampleGen" / "data.gz").write_bytes(b"y" * 10)
     assert pipeline.bytes_by_directory(tmp_path) == {"Trainer": 1000, "HistoryExampleGen": 10}
     assert pipeline.bytes_by_directory(tmp_path / "absent") == {}
+
+
+def test_the_routing_temperature_is_compared_across_blocks_by_regret():
+    def hisac(variant, scales, fanouts=(32, 8)):
+        selection = [{"setting": {"fanouts": list(fanouts), "temperature_scale": scale}, "validation_auc": auc}
+                     for scale, auc in scales.items()]
+        selection.append({"setting": {"fanouts": [4, 2], "temperature_scale": 0.25}, "validation_auc": 0.9})
+        block = _long_block({"hisac": (0.84, selection)}, variant=variant)
+        best = max(scales, key=scales.get)
+        block["encoders"]["hisac"]["chosen"] = {"fanouts": list(fanouts), "temperature_scale": best}
+        return block
+
+    blocks = [hisac("fine", {0.01: 0.8507, 0.05: 0.8510, 0.25: 0.8489}),
+              hisac("base", {0.05: 0.8400, 0.25: 0.8415, 1.0: 0.8420})]
+    by_block, regret = report.temperature_study(blocks)
+    assert by_block["synthetic / fine, L = 1,000"] == {0.01: 0.8507, 0.05: 0.8510, 0.25: 0.8489}  # K = 4x2 left out
+    assert regret == pytest.approx({0.05: 0.0 + 0.0020, 0.25: 0.0021 + 0.0005})  # the scales both blocks tried
+    text = report.temperature_table(blocks)
+    assert "| synthetic / base, L = 1,000 | – | 0.8400 | 0.8415 | 0.8420 |" in text
+    assert "| total regret (best of the block minus this, summed) | – | 0.0020 | 0.0026 | – |" in text

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tfrs_seqcompress import features as F
-from tfrs_seqcompress import metrics, models
+from tfrs_seqcompress import metrics, models, registry
 from tfrs_seqcompress.data import history, synthetic, tf_data
 from tfrs_seqcompress.hisac import semantic as semantic_vectors
 from tfrs_seqcompress.hisac.codebook import CodebookError, fit_residual_kmeans
@@ -129,7 +129,7 @@ def test_semantic_encoders_need_a_codebook_and_refuse_another(world_examples, se
         models.build_ranking_model(schema, "hisac")
     model = models.build_ranking_model(schema, "hisac", **semantic["hisac"])
     assert model.encoder.temperature == pytest.approx(
-        0.05 * semantic["hisac"]["codebook"].statistics["quantisation_error"][0])  # hisac.DEFAULT_TEMPERATURE_SCALE
+        registry.HISAC_TEMPERATURE_SCALE * semantic["hisac"]["codebook"].statistics["quantisation_error"][0])
     model.check_codebook(semantic["hisac"]["codebook"])
     with pytest.raises(CodebookError, match="level sizes \\(8,\\); expected \\(4, 8\\)"):
         model.check_codebook(semantic["global_clusters"]["codebook"])

@@ -255,26 +255,28 @@ def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: 
                         embedding_dim: int = 16, embed_outcomes: bool = True, codebook: Codebook | None = None,
                         item_vectors: np.ndarray | None = None, semantic_inputs: bool = False,
                         short_term_last_n: int | None = None, semantic_codebook: Codebook | None = None,
-                        **encoder_overrides) -> RankingModel:
+                        temperature_scale: float | None = None, **encoder_overrides) -> RankingModel:
     """A compiled ``RankingModel`` with the encoder registered as ``encoder_name`` (Adam).
 
     HiSAC and the global-cluster baseline (``layers.SEMANTIC_ENCODERS``) also need the fitted
-    ``codebook`` and the frozen ``item_vectors`` ``[schema.num_items, dim]`` it quantises; HiSAC's
-    routing temperature defaults to the codebook's level-1 quantisation error (the typical squared
-    distance of an item to its level-1 codeword) times ``layers.hisac.DEFAULT_TEMPERATURE_SCALE``. ``semantic_inputs=True`` gives *every* encoder's
-    item embeddings the semantic-ID embedding too (``RankingModel``'s ``semantic_ids``; needs the
-    codebook and vectors whatever the encoder; ``semantic_codebook`` when those inputs should come
-    from another codebook than the encoder's, e.g. the same one for every encoder of a comparison).
-    ``short_term_last_n=N`` adds a DIN over the last
-    N events to the encoder (``layers.WithShortTermBase``).
+    ``codebook`` and the frozen ``item_vectors`` ``[schema.num_items, dim]`` it quantises. HiSAC's
+    routing temperature is ``temperature_scale`` (default ``registry.HISAC_TEMPERATURE_SCALE``)
+    times the codebook's level-1 quantisation error (the typical squared distance of an item to its
+    level-1 codeword); a ``temperature`` override wins.
+
+    ``semantic_inputs=True`` gives *every* encoder's item embeddings the semantic-ID embedding too
+    (``RankingModel``'s ``semantic_ids``; needs the codebook and vectors whatever the encoder;
+    ``semantic_codebook`` when those inputs should come from another codebook than the encoder's,
+    e.g. the same one for every encoder of a comparison). ``short_term_last_n=N`` adds a DIN over
+    the last N events to the encoder (``layers.WithShortTermBase``).
     """
     if encoder_name not in encoder_layers.ENCODERS:
         raise ValueError(f"Unknown history encoder {encoder_name!r}; expected one of {sorted(encoder_layers.ENCODERS)}.")
     if base.HISTORY_TOKENS in encoder_layers.ENCODERS[encoder_name][0].required_inputs:
         encoder_overrides.setdefault("token_dim", schema.token_dim)
     if encoder_name in encoder_layers.SEMANTIC_ENCODERS:
-        encoder_overrides = {**semantic_encoder_arguments(schema, encoder_name, codebook, item_vectors),
-                             **encoder_overrides}
+        encoder_overrides = {**semantic_encoder_arguments(schema, encoder_name, codebook, item_vectors,
+                                                          temperature_scale), **encoder_overrides}
     shared_semantics = None
     if semantic_inputs:
         shared_semantics = semantic_encoder_arguments(schema, encoder_name, semantic_codebook or codebook,
@@ -289,8 +291,9 @@ def build_ranking_model(schema: F.DataSchema, encoder_name: str, learning_rate: 
 
 
 def semantic_encoder_arguments(schema: F.DataSchema, encoder_name: str, codebook: Codebook | None,
-                               item_vectors: np.ndarray | None) -> dict:
-    """The ``semantic_ids`` tables (and HiSAC's default temperature) for a semantic encoder."""
+                               item_vectors: np.ndarray | None, temperature_scale: float | None = None) -> dict:
+    """The ``semantic_ids`` tables (and HiSAC's temperature, ``temperature_scale`` x the codebook's
+    level-1 error) for a semantic encoder."""
     if codebook is None or item_vectors is None:
         raise ValueError(f"Encoder {encoder_name!r} needs a fitted codebook and the item semantic vectors "
                          "(build_ranking_model(..., codebook=..., item_vectors=...)).")
@@ -299,7 +302,7 @@ def semantic_encoder_arguments(schema: F.DataSchema, encoder_name: str, codebook
                          "(row i must hold item ID i's vector, zeros where unknown).")
     arguments = {"semantic_ids": encoder_layers.SemanticIds.from_codebook(codebook, item_vectors)}
     if encoder_name in encoder_layers.VOTING_ENCODERS:
-        arguments["temperature"] = hisac_layers.default_temperature(codebook)
+        arguments["temperature"] = hisac_layers.default_temperature(codebook, temperature_scale)
     return arguments
 
 

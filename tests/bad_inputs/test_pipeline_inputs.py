@@ -74,6 +74,10 @@ CASES = [
      "--fanouts 4 must give one fan-out per codebook level (16,8)"),
     ("fanout_above_level_size", ["--encoder", "hisac_iat", "--codebook-levels", "4,2", "--fanouts", "8,2"], {},
      "--fanouts 8,2 must give one fan-out per codebook level"),
+    ("temperature_scale_zero", ["--encoder", "hisac", "--temperature-scale", "0"], {},
+     "--temperature-scale must be a positive number, got 0.0"),
+    ("temperature_scale_nan", ["--encoder", "hisac", "--temperature-scale", "nan"], {},
+     "--temperature-scale must be a positive number, got nan"),
 ]
 
 

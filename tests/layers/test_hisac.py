@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tests import helpers
 from tfrs_seqcompress import features as F
+from tfrs_seqcompress import registry
 from tfrs_seqcompress.data import history, synthetic
 from tfrs_seqcompress.hisac.codebook import CodebookError, fit_residual_kmeans
 from tfrs_seqcompress.layers import base, hisac
@@ -258,8 +259,20 @@ def test_from_codebook_uses_the_default_temperature(small_tables):
     codebook, vectors = small_tables
     encoder = hisac.HiSACEncoder.from_codebook(codebook, vectors, fanouts=(2, 2))
     level_1 = codebook.statistics["quantisation_error"][0]
-    assert encoder.temperature == pytest.approx(hisac.DEFAULT_TEMPERATURE_SCALE * level_1)
+    assert encoder.temperature == pytest.approx(registry.HISAC_TEMPERATURE_SCALE * level_1)
     assert hisac.HiSACEncoder.from_codebook(codebook, vectors, temperature=3.0, fanouts=(2, 2)).temperature == 3.0
+
+
+def test_by_default_every_leaf_of_the_codebook_is_a_candidate_agent(small_tables):
+    codebook, vectors = small_tables
+    encoder = hisac.HiSACEncoder.from_codebook(codebook, vectors)
+    assert encoder.fanouts == (4, 3) and encoder.num_agents == 12
+    item_ids = np.array([[0, 1, 2, 9, 17, 25]])   # padding, then items of several leaves
+    agents = encoder.compute_agents({"history_item_id": tf.constant(item_ids), "history_mask": tf.constant(item_ids > 0),
+                                     "history_embeddings": tf.ones((1, 6, 6)), "candidate_embedding": tf.ones((1, 6))})
+    occupied = len({tuple(path) for path in codebook.assign(vectors[item_ids[0, 1:]]).tolist()})
+    assert int(agents["agent_mask"].numpy().sum()) == occupied   # the leaves the history occupies, no more
+    assert hisac.HiSACEncoder.from_config(encoder.get_config()).fanouts == (4, 3)
 
 
 def test_a_config_saved_before_candidate_routing_builds_an_encoder_without_it(small_tables):

@@ -16,7 +16,8 @@ def test_every_registered_encoder_builds_from_its_layer_class_and_defaults():
         assert cls.__name__ == spec.layer and defaults == dict(spec.defaults)
         config = configs.PipelineConfig(data_dir="", encoder=name)
         assert config.uses_instance_tokens == spec.needs_tokens and config.uses_codebook == spec.needs_codebook
-    assert configs.PipelineConfig(data_dir="").fanouts == registry.HISAC_FANOUTS  # written once, in the registry
+    defaults = configs.PipelineConfig(data_dir="")  # HiSAC's defaults are written once, in the registry
+    assert defaults.fanouts == registry.HISAC_FANOUTS and defaults.temperature_scale == registry.HISAC_TEMPERATURE_SCALE
     with pytest.raises(ValueError, match="Unknown history encoder 'nope'"):
         layers.make_encoder("nope")
 

@@ -1,5 +1,7 @@
 """HiSAC's tables on their way from the CodebookFitter's artefact to the Trainer (no TFX import):
 a broken, modified or foreign codebook is refused and nothing is copied."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -50,3 +52,23 @@ def test_bad_codebook_is_refused_and_nothing_is_copied(artefact, tmp_path, damag
     with pytest.raises(CodebookError, match=message):
         semantic_io.checked_copy(str(source), recorded or version, num_items, str(target))
     assert not target.exists()
+
+
+def test_the_trainer_routes_at_the_configured_temperature_scale(tmp_path):
+    from pipelines import configs, trainer_module
+    from tests import helpers
+    from tfrs_seqcompress import models
+
+    vectors = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    vectors[0] = 0.0  # the padding item
+    examples = tmp_path / "examples"
+    fit_residual_kmeans(vectors[1:], (4, 2), seed=0).save(str(examples / semantic_io.SEMANTIC_DIR / semantic_io.CODEBOOK_DIR))
+    semantic_io.save_item_vectors(str(examples / semantic_io.SEMANTIC_DIR), vectors)
+    train_files = [str(examples / "Split-train" / "*")]
+    config = configs.PipelineConfig(data_dir="", fanouts=(2, 2), temperature_scale=0.5).trainer_custom_config("hisac")
+    arguments = trainer_module._semantic_arguments("hisac", train_files, config)
+    assert arguments["fanouts"] == (2, 2) and arguments["temperature_scale"] == 0.5
+    schema = dataclasses.replace(helpers.tiny_schema(), num_items=len(vectors))
+    model = models.build_ranking_model(schema, "hisac", **arguments)
+    level_1 = arguments["codebook"].statistics["quantisation_error"][0]
+    assert model.encoder.temperature == pytest.approx(0.5 * level_1)

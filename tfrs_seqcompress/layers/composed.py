@@ -50,7 +50,7 @@ class HiSACTokenEncoder(HiSACEncoder):
     required_inputs = HiSACEncoder.required_inputs + (base.HISTORY_TOKENS,)
 
     def __init__(self, semantic_ids: SemanticIds | dict, token_dim: int = 16,
-                 fanouts: Sequence[int] = registry.HISAC_FANOUTS, temperature: float = 1.0,
+                 fanouts: Sequence[int] | None = registry.HISAC_FANOUTS, temperature: float = 1.0,
                  hidden_units: Sequence[int] = (64, 32), **kwargs):
         super().__init__(semantic_ids, fanouts=fanouts, temperature=temperature, hidden_units=hidden_units, **kwargs)
         self.token_dim = int(token_dim)

@@ -23,6 +23,7 @@ agents without votes are masked; an empty history gives a zero interest vector.
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -202,21 +203,20 @@ def squared_distances(points: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
 
 
 STATISTIC_BUCKETS = 16
-# The routing temperature relative to the codebook's level-1 quantisation error (the typical squared
-# distance of an item to its level-1 codeword): the best of the scales tried on the long-history
-# benchmark's validation splits (0.05 of 0.01 / 0.05 / 0.25 in the fine world; docs/methods.md
-# gives the evidence and its limits). Items then keep ~90% or more of their weight in their own leaf.
-DEFAULT_TEMPERATURE_SCALE = 0.05
 # A codebook whose items sit exactly on their codewords (error 0) routes as hard assignment.
 MIN_TEMPERATURE = 1e-6
 
 
-def default_temperature(codebook: Codebook) -> float:
-    """``DEFAULT_TEMPERATURE_SCALE`` times the codebook's level-1 error (1.0 when it has no statistics)."""
+def default_temperature(codebook: Codebook, scale: float | None = None) -> float:
+    """``scale`` (default ``registry.HISAC_TEMPERATURE_SCALE``, where the default is chosen and on
+    what evidence) times the codebook's level-1 error (1.0 when it has no statistics)."""
+    scale = registry.HISAC_TEMPERATURE_SCALE if scale is None else scale
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"The routing temperature scale must be a positive number, got {scale}.")
     errors = codebook.statistics.get("quantisation_error") if codebook.statistics else None
     if not errors:
         return 1.0
-    return max(DEFAULT_TEMPERATURE_SCALE * float(errors[0]), MIN_TEMPERATURE)
+    return max(scale * float(errors[0]), MIN_TEMPERATURE)
 
 
 def own_leaf_share(codebook: Codebook, item_vectors: np.ndarray, temperature: float, chunk: int = 4096) -> float:
@@ -329,7 +329,8 @@ class InterestAgents(tf.keras.layers.Layer):
 
     Attributes:
       semantic_ids: the frozen ``SemanticIds`` tables (their codewords give the prototypes).
-      fanouts: children kept per level by the voting (K = prod(fanouts) agents).
+      fanouts: children kept per level by the voting (K = prod(fanouts) agents); None (the
+        default): every leaf of the codebook (``registry.HISAC_FANOUTS``).
       temperature: the soft-routing temperature.
       statistics: add the mass embedding and append the prototypes (HiSAC's candidate routing).
 
@@ -345,13 +346,13 @@ class InterestAgents(tf.keras.layers.Layer):
             {"codes": codes, "semantic": semantic, "values": history_values, "mask": history_mask & known})
     """
 
-    def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] = registry.HISAC_FANOUTS,
+    def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] | None = registry.HISAC_FANOUTS,
                  temperature: float = 1.0, statistics: bool = True, **kwargs):
         super().__init__(**kwargs)
         if isinstance(semantic_ids, dict):
             semantic_ids = tf.keras.layers.deserialize(semantic_ids)
         self.semantic_ids = semantic_ids
-        self.voting = HierarchicalVoting(semantic_ids.level_sizes, fanouts)
+        self.voting = HierarchicalVoting(semantic_ids.level_sizes, semantic_ids.level_sizes if fanouts is None else fanouts)
         self.routing = SoftRoutingAttention(temperature)
         self.fanouts, self.temperature, self.statistics = self.voting.fanouts, float(temperature), bool(statistics)
 
@@ -533,7 +534,8 @@ class HiSACEncoder(_SemanticEncoder):
 
     Attributes:
       semantic_ids: the frozen ``SemanticIds`` tables (built from a codebook).
-      fanouts: children kept per level by the voting (K = prod(fanouts) agents).
+      fanouts: children kept per level by the voting (K = prod(fanouts) agents); None (the
+        default): every leaf of the codebook (``registry.HISAC_FANOUTS``).
       temperature: the soft-routing temperature (history and candidate alike).
       hidden_units: the candidate-over-agents attention MLP.
       candidate_routing: route the candidate as described above.
@@ -552,7 +554,7 @@ class HiSACEncoder(_SemanticEncoder):
                             "history_item_id": ids, "candidate_item_id": candidate_ids})
     """
 
-    def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] = registry.HISAC_FANOUTS,
+    def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] | None = registry.HISAC_FANOUTS,
                  temperature: float = 1.0, hidden_units: Sequence[int] = (64, 32), candidate_routing: bool = True,
                  **kwargs):
         super().__init__(semantic_ids, hidden_units, **kwargs)
