@@ -1,6 +1,7 @@
 """Shared test helpers: tiny datasets, a save/reload round trip, and a fresh Python process."""
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import subprocess
@@ -12,6 +13,9 @@ import tensorflow as tf
 from tfrs_seqcompress import features as F
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# A SavedModel reloaded once per path for the whole run: for tests that only call its signatures.
+load_saved_model = functools.cache(tf.saved_model.load)
 
 
 def tiny_schema(history_length: int = 6) -> F.DataSchema:

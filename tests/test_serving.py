@@ -1,5 +1,4 @@
 """The serving export: reloaded in a fresh process it gives the in-memory model's scores; warmup replays."""
-import functools
 import json
 
 import numpy as np
@@ -11,10 +10,6 @@ from tests import helpers
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import models, serving
 from tfrs_seqcompress.data import history, synthetic, tf_data
-
-
-# Reloading the SavedModel once per module, not once per test: the tests only call its signatures.
-_load = functools.cache(tf.saved_model.load)
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +46,14 @@ def test_fresh_process_gives_the_same_scores(exported, tmp_path):
 
 def test_signature_takes_serialized_examples_named_examples(exported):
     export_dir, _, _ = exported
-    signature = _load(str(export_dir)).signatures[serving.SIGNATURE_NAME]
+    signature = helpers.load_saved_model(str(export_dir)).signatures[serving.SIGNATURE_NAME]
     inputs = signature.structured_input_signature[1]
     assert list(inputs) == ["examples"] and inputs["examples"].dtype == tf.string
 
 
 def test_warmup_requests_replay(exported):
     export_dir, _, _ = exported
-    signature = _load(str(export_dir)).signatures[serving.SIGNATURE_NAME]
+    signature = helpers.load_saved_model(str(export_dir)).signatures[serving.SIGNATURE_NAME]
     path = export_dir / "assets.extra" / "tf_serving_warmup_requests"
     logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
     assert 0 < len(logs) <= serving.MAX_WARMUP_RECORDS
@@ -72,7 +67,7 @@ def test_warmup_requests_replay(exported):
 
 def test_malformed_request_is_rejected_with_the_feature_named(exported):
     export_dir, serialized, _ = exported
-    signature = _load(str(export_dir)).signatures[serving.SIGNATURE_NAME]
+    signature = helpers.load_saved_model(str(export_dir)).signatures[serving.SIGNATURE_NAME]
     example = tf.train.Example.FromString(serialized[0])
     del example.features.feature["hist_item_id"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="hist_item_id"):
@@ -83,7 +78,7 @@ def test_malformed_request_is_rejected_with_the_feature_named(exported):
 
 def test_wrong_dtype_in_a_request_is_rejected_with_the_feature_named(exported):
     export_dir, serialized, _ = exported
-    signature = _load(str(export_dir)).signatures[serving.SIGNATURE_NAME]
+    signature = helpers.load_saved_model(str(export_dir)).signatures[serving.SIGNATURE_NAME]
     example = tf.train.Example.FromString(serialized[0])
     example.features.feature["item_id"].ClearField("int64_list")
     example.features.feature["item_id"].float_list.value.append(3.0)

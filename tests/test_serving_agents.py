@@ -1,6 +1,5 @@
 """HiSAC served two ways: in-graph over the history, or over agents precomputed offline per user.
 Both signatures of the exported SavedModel, reloaded in a fresh process, give the same scores."""
-import functools
 import json
 
 import numpy as np
@@ -12,10 +11,6 @@ from tfrs_seqcompress import features as F
 from tfrs_seqcompress import models, serving
 
 CANDIDATES = 12
-
-
-# Reloading the SavedModel once per module, not once per test: the tests only call its signatures.
-_load = functools.cache(tf.saved_model.load)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +65,7 @@ def test_precomputed_agents_score_like_the_in_graph_path_in_a_fresh_process(expo
 
 def test_agent_requests_without_agents_are_refused(exported):
     export_dir, _, request = exported
-    signature = _load(str(export_dir)).signatures[serving.SCORE_WITH_AGENTS_SIGNATURE]
+    signature = helpers.load_saved_model(str(export_dir)).signatures[serving.SCORE_WITH_AGENTS_SIGNATURE]
     target_only = F.to_tf_examples({name: request[name][:2] for name in F.TARGET_FIELDS + ("hour", "device", "price")})
     with pytest.raises(tf.errors.InvalidArgumentError, match="Feature: agent_(mask|vectors|weights) .* is required"):
         signature(examples=tf.constant(target_only))
@@ -84,7 +79,7 @@ def test_models_without_agents_say_so():
 
 def _agent_request(export_dir, request, edit):
     """A ``score_with_agents`` request of two candidates with agents from ``compute_agents``, edited."""
-    loaded = _load(str(export_dir))
+    loaded = helpers.load_saved_model(str(export_dir))
     history = F.to_tf_examples({name: values[:1] for name, values in request.items()})
     agents = loaded.signatures[serving.COMPUTE_AGENTS_SIGNATURE](examples=tf.constant(history))
     columns = {name: request[name][:2] for name in F.TARGET_FIELDS + ("hour", "device", "price")}

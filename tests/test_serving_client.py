@@ -27,7 +27,7 @@ def served(exported_hisac):
     candidates.update({name: np.full(CANDIDATES, examples[name][row]) for name in schema.context_features})
     columns = {**{name: np.repeat(values[None], CANDIDATES, 0) for name, values in user.items()}, **candidates}
     expected = tf.sigmoid(model({name: tf.constant(values) for name, values in columns.items()})).numpy()
-    return tf.saved_model.load(str(export_dir)), schema, user, candidates, expected
+    return helpers.load_saved_model(str(export_dir)), schema, user, candidates, expected
 
 
 def _call(loaded, request: predict_pb2.PredictRequest) -> np.ndarray:
