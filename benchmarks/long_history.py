@@ -550,7 +550,8 @@ def run_row(data: Data, name: str, seeds: tuple[int, ...], log, checkpoint: RunC
     for setting in candidates:
         result = checkpoint.run(data, name, setting, seeds[0])
         selection.append({"setting": _jsonable(setting), "validation_auc": result["validation_auc"],
-                          "validation_gauc": result["validation_gauc"]})
+                          "validation_gauc": result["validation_gauc"],
+                          "train_examples_per_second": result["train_examples_per_second"]})
         runs[json.dumps(_jsonable(setting), sort_keys=True)] = result
         log(f"{name} {_jsonable(setting)} seed {seeds[0]}: validation AUC {result['validation_auc']:.4f}, "
             f"test AUC {result['test_auc']:.4f} ({result['train_examples_per_second']:,.0f} ex/s, "

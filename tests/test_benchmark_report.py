@@ -126,3 +126,15 @@ def test_the_routing_temperature_is_compared_across_blocks_by_regret():
     text = report.temperature_table(blocks)
     assert "| synthetic / base, L = 1,000 | – | 0.8400 | 0.8415 | 0.8420 |" in text
     assert "| total regret (best of the block minus this, summed) | – | 0.0020 | 0.0026 | – |" in text
+
+
+def test_iat_windows_are_tabled_with_their_speed_against_din_last_n():
+    selection = [{"setting": {"window": [64, 64]}, "validation_auc": 0.8423, "train_examples_per_second": 1614.0},
+                 {"setting": {"window": [32, 32]}, "validation_auc": 0.8414, "train_examples_per_second": 4168.0}]
+    block = _long_block({"iat": (0.8476, selection), "din_last_n": (0.8443, [])})
+    block["encoders"]["iat"]["chosen"] = {"window": [64, 64]}
+    block["encoders"]["din_last_n"]["summary"]["train_examples_per_second"] = {"mean": 3871.0, "std": 0.0}
+    text = report.window_table([block])
+    assert "| synthetic / base, L = 1,000 | 64 + 64 (chosen) | 0.8423 | 1,614 | 0.42x |" in text
+    assert "| synthetic / base, L = 1,000 | 32 + 32 | 0.8414 | 4,168 | 1.08x |" in text
+    assert report.window_table([_long_block({"iat": (0.8476, selection[:1])})]) == ""  # nothing to compare
