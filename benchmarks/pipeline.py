@@ -78,8 +78,9 @@ def run_once(arguments: list[str], metadata_path: str, pipeline_root: pathlib.Pa
             "peak_rss_mb": usage.ru_maxrss / 1024, "exit_code": runner.returncode, "output_tail": tail}
 
 
-def run_configuration(name: str, arguments: list[str], skip_rerun: bool) -> dict:
-    """A configuration's runs into fresh directories; raises if a run fails."""
+def run_configuration(name: str, arguments: list[str], skip_rerun: bool, failed_log_dir: pathlib.Path) -> dict:
+    """A configuration's runs into fresh directories; raises if a run fails, keeping the runner's
+    full logs as ``<failed_log_dir>/pipeline_<name>_failed.log`` (the run's directories are removed)."""
     report = {"arguments": arguments, "machine": f"{platform.machine()}, {os.cpu_count()} cores", "runs": []}
     with tempfile.TemporaryDirectory(prefix="pipeline_benchmark_") as directory:
         root = pathlib.Path(directory) / "root"
@@ -89,7 +90,10 @@ def run_configuration(name: str, arguments: list[str], skip_rerun: bool) -> dict
         for run_name in ("from scratch",) if skip_rerun else ("from scratch", "re-run, same data"):
             run = {"name": run_name, **run_once(flags, metadata_path, root)}
             if run["exit_code"] != 0:
-                raise RuntimeError(f"pipeline {name} run '{run_name}' failed:\n" + "\n".join(run["output_tail"]))
+                kept = failed_log_dir / f"pipeline_{name}_failed.log"
+                kept.write_text("".join(log.read_text() for log in sorted((root / "logs").glob("*.log"))))
+                raise RuntimeError(f"pipeline {name} run '{run_name}' failed (full logs: {kept}):\n"
+                                   + "\n".join(run["output_tail"]))
             report["runs"].append(run)
             print(f"[pipeline-benchmark] {name}, {run_name}: {run['seconds']:.0f} s, peak RSS "
                   f"{run['peak_rss_mb']:,.0f} MB, {sum(run['bytes_written'].values()) / 2**20:,.0f} MB written; "
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     json_path = output_dir / "pipeline.json"
     for name, flags in chosen.items():
         flags = [*flags, "--encoder", args.encoder] if args.encoder else flags
-        configurations = {**read_report(json_path), name: run_configuration(name, flags, args.skip_rerun)}
+        configurations = {**read_report(json_path), name: run_configuration(name, flags, args.skip_rerun, output_dir)}
         json_path.write_text(json.dumps({"configurations": configurations}, indent=2))
         plot(configurations, json_path.with_suffix(".png"))
         print(f"[pipeline-benchmark] wrote {name} into {json_path} and {json_path.with_suffix('.png')}")

@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         with progress.ProgressReporter(args.metadata_path, say, since_id=since):
             tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
     except Exception as error:
-        say(f"[pipeline] FAILED: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        say(f"[pipeline] FAILED: {progress.failure_reason(error)}"
             + (f"; the full log: {log_path}" if log_path else ""))
         raise
     versions = model_push.model_versions(serving_dir)

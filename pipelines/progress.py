@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from typing import Callable
 
@@ -34,6 +35,28 @@ class NodeExecution:
     state: str
     seconds: float
     outputs: tuple[str, ...]   # "Type(key=value, ...)" of each output artefact
+
+
+# A Python exception's own line ("ValueError: ...", "module.SomeError: ..."), as a traceback ends.
+_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt):")
+
+
+def failure_reason(error: BaseException) -> str:
+    """The line of a failed run's error that says what went wrong, for the one-line verdict.
+
+    Beam re-raises a component's error as a ``RuntimeError`` whose message is the whole worker
+    traceback: its last exception line is the cause. TensorFlow's graph errors open with
+    "Graph execution error:" and a stack: the cause is the line before the ``[[{{node ...}}]]``
+    marker. Anything else: the message's first line.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    marker = next((number for number, line in enumerate(lines) if line.startswith("[[")), None)
+    if marker:
+        return f"{type(error).__name__}: {lines[marker - 1]}"
+    causes = [line for line in lines[1:] if _EXCEPTION_LINE.match(line)]
+    return causes[-1] if causes else f"{type(error).__name__}: {lines[0]}"
 
 
 def store_for(metadata_path: str) -> metadata_store.MetadataStore:
