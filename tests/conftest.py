@@ -12,21 +12,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _TESTS = pathlib.Path(__file__).resolve().parent
 # Paths (relative to tests/) whose tests run the TFX pipeline end to end, compile it, train in
 # several processes, start Beam's multi-process and portable runners, export every encoder's model
-# for a fresh serving process or run the examples: a minute or more each.
-SLOW_TESTS = ("e2e/", "faults/test_killed_pipeline.py", "faults/test_determinism.py",
-              "pipelines/test_kubeflow_v2_spec.py", "pipelines/test_distributed_training.py", "test_examples.py",
-              "test_long_history.py", "test_beam_runners.py", "test_export_every_model.py")
+# for a fresh serving process or run the examples: a minute or more each. Longest first: the run
+# starts them first, so that the test processes (scripts/test.sh) finish at about the same time.
+SLOW_TESTS = ("e2e/test_pipeline.py", "e2e/test_pipeline_composed.py", "e2e/test_pipeline_hisac.py",
+              "faults/test_killed_pipeline.py", "test_examples.py", "test_long_history.py",
+              "faults/test_determinism.py", "test_export_every_model.py", "pipelines/test_distributed_training.py",
+              "pipelines/test_kubeflow_v2_spec.py", "test_beam_runners.py", "e2e/")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: runs TFX pipelines, several training processes or the examples")
 
 
+def _slow_rank(item) -> int:
+    """The position of the item's path in ``SLOW_TESTS`` (len(SLOW_TESTS) for a fast test)."""
+    relative = pathlib.Path(str(item.fspath)).resolve().relative_to(_TESTS).as_posix()
+    return next((rank for rank, prefix in enumerate(SLOW_TESTS) if relative.startswith(prefix)), len(SLOW_TESTS))
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        relative = pathlib.Path(str(item.fspath)).resolve().relative_to(_TESTS).as_posix()
-        if relative.startswith(SLOW_TESTS):
+        if _slow_rank(item) < len(SLOW_TESTS):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=_slow_rank)  # stable: a file's tests stay together and in order
 
 
 @pytest.fixture(scope="session")
