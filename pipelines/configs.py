@@ -53,6 +53,9 @@ class PipelineConfig:
       temperature_scale: HiSAC's soft-routing temperature, x the codebook's level-1 error.
       item_vectors_path: the user's item vectors (CSV ``item_id, v0, ...``) the codebook is fitted
         on; empty: a two-tower model's item embeddings from the training period.
+      vocabularies_path: the raw-ID vocabularies of the log (``data.raw_ids``), which the Trainer
+        bakes into the exported model (its ``serving_default`` then takes raw IDs; the Evaluators
+        read ``serving_ids``, over the examples' integer IDs); empty: the log's IDs are integers.
       min_eval_auc, min_eval_gauc: floors on the candidate's eval AUC and GAUC.
       baseline_encoder: a simple encoder (one of ``BASELINE_ENCODERS``) the candidate must not fall
         behind, trained on the same examples (``BaselineTrainer``); ``None`` skips that comparison.
@@ -90,6 +93,7 @@ class PipelineConfig:
     semantic_dim: int = 16
     codebook_iterations: int = 20
     item_vectors_path: str = ""
+    vocabularies_path: str = ""
     strategy: str = "default"
     min_eval_auc: float = 0.55
     min_eval_gauc: float = 0.5
@@ -122,4 +126,5 @@ class PipelineConfig:
         return {"encoder": encoder, "epochs": self.epochs, "batch_size": self.batch_size,
                 "learning_rate": self.learning_rate, "embedding_dim": self.embedding_dim, "seed": self.seed,
                 "model_name": self.model_name, "fanouts": list(self.fanouts) if self.fanouts else None,
-                "temperature_scale": self.temperature_scale, "strategy": self.strategy}
+                "temperature_scale": self.temperature_scale, "strategy": self.strategy,
+                "vocabularies_path": self.vocabularies_path}

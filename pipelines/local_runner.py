@@ -31,7 +31,7 @@ from absl import logging
 from pipelines import configs
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import registry
-from tfrs_seqcompress.data import history, interaction_log, movielens
+from tfrs_seqcompress.data import history, interaction_log, movielens, raw_ids
 from tfrs_seqcompress.hisac import semantic
 
 
@@ -55,20 +55,23 @@ def load_log(args: argparse.Namespace):
     if args.data:
         dataset = interaction_log.load_interaction_log(args.data, args.items, args.history_length,
                                                        tuple(filter(None, args.context_features.split(","))),
-                                                       target_column=args.target_column)
+                                                       target_column=args.target_column,
+                                                       raw_id_columns=tuple(filter(None, args.raw_ids.split(","))))
         return dataset, pathlib.Path(args.data).name.split(".")[0]
     if args.dataset == movielens.ML_1M:
         return movielens.load_movielens_1m(history_length=args.history_length), movielens.ML_1M
     return movielens.load_movielens_100k(history_length=args.history_length), movielens.ML_100K
 
 
-def check_item_vectors(args: argparse.Namespace, num_items: int, first_level: int) -> str | None:
-    """The error of an ``--item-vectors`` file that cannot give the codebook its vectors, else None."""
+def check_item_vectors(args: argparse.Namespace, num_items: int, first_level: int,
+                       item_vocabulary: list[str] | None = None) -> str | None:
+    """The error of an ``--item-vectors`` file that cannot give the codebook its vectors, else None
+    (``item_vocabulary``: the log's raw item IDs, which the file then uses too)."""
     if not registry.ENCODERS[args.encoder].needs_codebook:
         return (f"--item-vectors feeds the codebook of the encoders that read semantic IDs "
                 f"({', '.join(name for name, spec in registry.ENCODERS.items() if spec.needs_codebook)}); "
                 f"--encoder {args.encoder} does not")
-    vectors, unused = semantic.read_item_vectors(args.item_vectors, num_items)
+    vectors, unused = semantic.read_item_vectors(args.item_vectors, num_items, item_vocabulary)
     known = len(semantic.known_rows(vectors))
     if known < first_level:
         return (f"--item-vectors {args.item_vectors}: {known} of the log's items have a vector, fewer than the "
@@ -77,10 +80,17 @@ def check_item_vectors(args: argparse.Namespace, num_items: int, first_level: in
     return None
 
 
-def stage_item_vectors(path: str, data_dir: str) -> str:
+def stage_item_vectors(path: str, data_dir: str, item_vocabulary: list[str] | None = None) -> str:
     """A copy of the item-vector file named by its content's digest beside the staged log: the
-    CodebookFitter's parameter changes exactly when the vectors do (a cached codebook is never stale)."""
-    content = pathlib.Path(path).read_bytes()
+    CodebookFitter's parameter changes exactly when the vectors do (a cached codebook is never stale).
+    Keyed by raw item IDs (``item_vocabulary``), the copy is keyed by the log's integer IDs."""
+    if item_vocabulary is None:
+        content = pathlib.Path(path).read_bytes()
+    else:
+        vectors, _ = semantic.read_item_vectors(path, len(item_vocabulary) + 1, item_vocabulary)
+        rekeyed = pathlib.Path(data_dir).parent / "item_vectors.rekeyed.tmp"
+        content = semantic.write_item_vectors_csv(vectors, rekeyed).read_bytes()
+        rekeyed.unlink()
     staged = pathlib.Path(data_dir).parent / f"item_vectors-{hashlib.sha256(content).hexdigest()[:16]}.csv"
     if not staged.exists():
         staged.write_bytes(content)
@@ -191,6 +201,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--items", help="optional item table CSV (item_id, category) joined into the log")
     parser.add_argument("--context-features", default="",
                         help="comma-separated event features known at request time (with --data)")
+    parser.add_argument("--raw-ids", default="",
+                        help="with --data: comma-separated columns of raw IDs (strings or 64-bit hashes; of user_id, "
+                             "item_id, category and event features), each mapped by a vocabulary the exported model "
+                             "applies, so its serving_default takes the raw values")
     parser.add_argument("--dataset", default=movielens.ML_100K, choices=[movielens.ML_100K, movielens.ML_1M],
                         help="the built-in dataset when no --data is given (MovieLens-100K or -1M)")
     parser.add_argument("--history-length", type=int, default=defaults.history_length)
@@ -271,9 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.items and not args.data:
         print("ERROR: --items needs --data (MovieLens carries its own item table).", file=sys.stderr)
         return 2
-    if args.target_column and not args.data:
-        print("ERROR: --target-column needs --data (a column of your log).", file=sys.stderr)
-        return 2
+    for flag, value in (("--target-column", args.target_column), ("--raw-ids", args.raw_ids)):
+        if value and not args.data:
+            print(f"ERROR: {flag} needs --data (columns of your log).", file=sys.stderr)
+            return 2
     flag_error = check_model_name(args.model_name) or check_training_flags(args) or check_search_window(args)
     if flag_error:
         print(f"ERROR: {flag_error}", file=sys.stderr)
@@ -300,8 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: --codebook-levels {args.codebook_levels}: the first level has more codes ({levels[0]}) than the "
               f"log has items ({items}).", file=sys.stderr)
         return 2
+    item_vocabulary = loaded[0].vocabularies.get(F.ITEM_ID)
     try:
-        vectors_error = args.item_vectors and check_item_vectors(args, loaded[0].schema.num_items, levels[0])
+        vectors_error = args.item_vectors and check_item_vectors(args, loaded[0].schema.num_items, levels[0],
+                                                                 item_vocabulary)
     except (ValueError, FileNotFoundError) as error:
         vectors_error = str(error)
     if vectors_error:
@@ -316,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
         strategy=args.strategy, iat_scheme=args.iat_scheme, token_dim=args.token_dim, codebook_levels=levels,
         fanouts=fanouts, temperature_scale=args.temperature_scale,
-        item_vectors_path=stage_item_vectors(args.item_vectors, data_dir) if args.item_vectors else "",
+        item_vectors_path=stage_item_vectors(args.item_vectors, data_dir, item_vocabulary) if args.item_vectors else "",
+        vocabularies_path=str(raw_ids.write_vocabularies(loaded[0].vocabularies, pathlib.Path(data_dir).parent))
+        if loaded[0].vocabularies else "",
         min_eval_auc=args.min_eval_auc, min_eval_gauc=args.min_eval_gauc,
         baseline_encoder=None if args.baseline_encoder in ("none", args.encoder) else args.baseline_encoder,
         max_drop_vs_blessed=args.max_drop_vs_blessed, max_drop_vs_baseline=args.max_drop_vs_baseline,

@@ -52,10 +52,12 @@ def _thresholds(lower_bound: float, max_drop: float) -> tfma.MetricThreshold:
 
 
 def eval_config(config: PipelineConfig, max_drop: float) -> tfma.EvalConfig:
-    """AUC and GAUC of the candidate (``serving_default`` over the eval split), each above its
-    floor and at most ``max_drop`` below the baseline model's. Without a baseline (the first run)
-    TFX ignores the change thresholds."""
-    spec = dict(signature_name=serving.SIGNATURE_NAME, label_key=F.LABEL, prediction_key=serving.SCORE_KEY,
+    """AUC and GAUC of the candidate (``serving_default``, or a raw-ID model's ``serving_ids``, over
+    the eval split), each above its floor and at most ``max_drop`` below the baseline model's.
+    Without a baseline (the first run) TFX ignores the change thresholds."""
+    # A raw-ID model's serving_default takes strings; the examples here carry the integer IDs.
+    signature = serving.ID_SIGNATURE_NAME if config.vocabularies_path else serving.SIGNATURE_NAME
+    spec = dict(signature_name=signature, label_key=F.LABEL, prediction_key=serving.SCORE_KEY,
                 preprocessing_function_names=[])
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(name="candidate", **spec),

@@ -17,7 +17,7 @@ from pipelines import configs
 from pipelines.components import data_schema_io, semantic_io
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress import layers, models, registry, serving
-from tfrs_seqcompress.data import tf_data
+from tfrs_seqcompress.data import raw_ids, tf_data
 
 WARMUP_EXAMPLES = 32
 
@@ -115,8 +115,9 @@ def run_fn(fn_args) -> None:
                          EpochProgress(encoder, int(config.get("epochs", 2)))])
     # Every worker saves (saving syncs the replicas); only the chief's copy is the model.
     export_dir = fn_args.serving_model_dir if _is_chief(strategy) else tempfile.mkdtemp(prefix="non_chief_export_")
+    vocabularies = raw_ids.read_vocabularies(config["vocabularies_path"]) if config.get("vocabularies_path") else None
     serving.export_serving_model(model, export_dir, schema, warmup_examples=_warmup_examples(fn_args.eval_files),
-                                 model_name=config.get("model_name", "ranker"))
+                                 model_name=config.get("model_name", "ranker"), vocabularies=vocabularies)
     if export_dir != fn_args.serving_model_dir:
         tf.io.gfile.rmtree(export_dir)
     logging.info("Exported the serving model to %s (label feature %r).", export_dir, F.LABEL)

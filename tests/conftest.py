@@ -15,6 +15,7 @@ _TESTS = pathlib.Path(__file__).resolve().parent
 # for a fresh serving process or run the examples: a minute or more each. Longest first: the run
 # starts them first, so that the test processes (scripts/test.sh) finish at about the same time.
 SLOW_TESTS = ("e2e/test_pipeline.py", "e2e/test_pipeline_composed.py", "e2e/test_pipeline_hisac.py",
+              "e2e/test_pipeline_raw_ids.py",
               "faults/test_killed_pipeline.py", "test_examples.py", "test_long_history.py",
               "faults/test_determinism.py", "test_export_every_model.py", "pipelines/test_distributed_training.py",
               "pipelines/test_kubeflow_v2_spec.py", "test_beam_runners.py", "e2e/")

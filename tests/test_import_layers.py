@@ -15,7 +15,7 @@ LAYERS = [
     ("tfrs_seqcompress.layers", "tfrs_seqcompress.iat", "tfrs_seqcompress.hisac"),
     ("tfrs_seqcompress.models", "tfrs_seqcompress.agent_model"),
     ("tfrs_seqcompress.serving", "tfrs_seqcompress.serving_client", "tfrs_seqcompress.agent_table",
-     "tfrs_seqcompress.model_push", "tfrs_seqcompress.testing"),
+     "tfrs_seqcompress.model_push", "tfrs_seqcompress.raw_id_lookup", "tfrs_seqcompress.testing"),
     ("pipelines",),
     ("benchmarks",),
 ]

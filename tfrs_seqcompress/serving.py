@@ -29,16 +29,21 @@ Example::
 """
 from __future__ import annotations
 
+import json
 import os
 import warnings
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import tensorflow as tf
 
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.agent_model import AgentModel, agent_capable_encoders
+from tfrs_seqcompress.raw_id_lookup import RawIdLookup, to_raw_id_examples
 
 SIGNATURE_NAME = "serving_default"
+# A raw-ID model's twin of serving_default over integer-ID examples (what the pipeline evaluates on).
+ID_SIGNATURE_NAME = "serving_ids"
+VOCABULARIES_FILE = os.path.join("assets.extra", "vocabularies.json")
 COMPUTE_AGENTS_SIGNATURE = "compute_agents"
 SCORE_WITH_AGENTS_SIGNATURE = "score_with_agents"
 INPUT_KEY = "examples"
@@ -114,20 +119,27 @@ def agent_checks(features: dict) -> list:
     ] + id_checks(features)
 
 
-def _checked_history(examples: tf.Tensor, spec: dict, against_target: bool = True) -> dict:
-    """A request's parsed history examples, usable only once ``history_checks`` passed."""
-    features = _parse(examples, spec)
+def _checked_history(examples: tf.Tensor, spec: dict, against_target: bool = True,
+                     lookup: RawIdLookup | None = None) -> dict:
+    """A request's parsed history examples (raw IDs mapped by ``lookup``), usable only once
+    ``history_checks`` passed."""
+    if lookup is None:
+        features = _parse(examples, spec)
+    else:
+        features = lookup(_parse(examples, lookup.parse_spec(spec)))
     with tf.control_dependencies(history_checks(features, against_target)):
         return {name: tf.identity(value) for name, value in features.items()}
 
 
-def serving_function(model: tf.keras.Model, schema: F.DataSchema) -> tf.types.experimental.ConcreteFunction:
-    """The ``serving_default`` concrete function of ``model`` (parses, scores, names outputs)."""
+def serving_function(model: tf.keras.Model, schema: F.DataSchema,
+                     lookup: RawIdLookup | None = None) -> tf.types.experimental.ConcreteFunction:
+    """The ``serving_default`` concrete function of ``model`` (parses, scores, names outputs); with
+    ``lookup`` its examples carry the raw values of the lookup's columns."""
     spec = F.example_parse_spec(schema, with_label=False)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
     def serve(examples):
-        logits = model(_checked_history(examples, spec), training=False)
+        logits = model(_checked_history(examples, spec, lookup=lookup), training=False)
         return {SCORE_KEY: tf.sigmoid(logits), LOGIT_KEY: logits}
 
     return serve.get_concrete_function()
@@ -197,7 +209,8 @@ def write_warmup_requests(export_dir: str, serialized_examples: Sequence[bytes],
 
 
 def export_serving_model(model: tf.keras.Model, export_dir: str, schema: F.DataSchema | None = None,
-                         warmup_examples: Sequence[bytes] = (), model_name: str = "ranker") -> str:
+                         warmup_examples: Sequence[bytes] = (), model_name: str = "ranker",
+                         vocabularies: Mapping[str, Sequence[str]] | None = None) -> str:
     """Saves ``model`` as a TF Serving SavedModel in ``export_dir`` (with warmup if examples given).
 
     Args:
@@ -206,6 +219,10 @@ def export_serving_model(model: tf.keras.Model, export_dir: str, schema: F.DataS
       export_dir: the version directory, e.g. ``saved_models/<model_name>/<version>``.
       schema: the data contract; default ``model.schema``.
       warmup_examples: serialized history examples (label optional) for the warmup file.
+      vocabularies: for a log of raw IDs (``data.raw_ids``), each raw column's values. Then
+        ``serving_default`` takes examples carrying those columns' raw values (strings, mapped
+        in-graph; unknown -> 0), ``serving_ids`` the integer-ID examples, and the vocabularies are
+        written to ``assets.extra/vocabularies.json``. The agent signatures take integer IDs.
     """
     schema = schema or model.schema
     with_agents = isinstance(model, AgentModel) and model.supports_agents()
@@ -214,9 +231,18 @@ def export_serving_model(model: tf.keras.Model, export_dir: str, schema: F.DataS
                       "but is not an agent_model.AgentModel: only serving_default is exported (no O(K) "
                       "compute_agents / score_with_agents path).", stacklevel=2)
     signatures = {SIGNATURE_NAME: serving_function(model, schema)}
+    if vocabularies:
+        model.raw_id_lookup = RawIdLookup(vocabularies)   # an attribute, so the tables are saved with it
+        signatures = {SIGNATURE_NAME: serving_function(model, schema, model.raw_id_lookup),
+                      ID_SIGNATURE_NAME: signatures[SIGNATURE_NAME]}
+        warmup_examples = to_raw_id_examples(list(warmup_examples), vocabularies)
     if with_agents:
         signatures.update(agent_functions(model, schema))
     model.save(export_dir, save_format="tf", signatures=signatures)
+    if vocabularies:
+        tf.io.gfile.makedirs(os.path.join(export_dir, "assets.extra"))
+        with tf.io.gfile.GFile(os.path.join(export_dir, VOCABULARIES_FILE), "w") as handle:
+            handle.write(json.dumps({name: list(values) for name, values in sorted(vocabularies.items())}))
     if warmup_examples:
         write_warmup_requests(export_dir, list(warmup_examples), model_name)
         replay_warmup(export_dir)

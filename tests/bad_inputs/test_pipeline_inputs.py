@@ -67,6 +67,13 @@ CASES = [
     ("target_column_not_in_log", ["--data", "{dir}/log.csv", "--target-column", "is_target"],
      {"log.csv": f"{HEADER}\n{GOOD_ROWS}"}, "--target-column 'is_target' is not a column of the log"),
     ("target_column_without_data", ["--target-column", "is_target"], {}, "--target-column needs --data"),
+    ("raw_ids_without_data", ["--raw-ids", "item_id"], {}, "--raw-ids needs --data"),
+    ("string_ids_not_named_raw", ["--data", "{dir}/log.csv"], {"log.csv": f"{HEADER}\n1,sku-5,100,1,2\n"},
+     "column 'item_id': 'sku-5' is not an exact integer (expected ASCII digits, no decimals, exponents or "
+     "infinities; nothing is rounded). If column 'item_id' holds raw (string) IDs, name it in raw_id_columns "
+     "(the pipeline's --raw-ids)."),
+    ("raw_timestamp", ["--data", "{dir}/log.csv", "--raw-ids", "item_id,timestamp"],
+     {"log.csv": f"{HEADER}\n{GOOD_ROWS}"}, "column 'timestamp' cannot hold raw IDs"),
     ("items_without_data", ["--items", "{dir}/items.csv"], {"items.csv": "item_id,category\n5,1\n"},
      "--items needs --data"),
     ("unknown_encoder", ["--encoder", "transformer_xl"], {}, "unknown --encoder 'transformer_xl'"),

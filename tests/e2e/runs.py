@@ -41,6 +41,39 @@ def write_small_log(directory: pathlib.Path, seed: int = 5, target_share: float 
 
 
 TARGET_COLUMN = "is_target"
+# The raw values a log of string IDs gives the small world's integer event features.
+RAW_VALUES = {"device": np.array(["phone", "tablet", "web", "tv"]),
+              "action_type": np.array(["view", "click", "cart", "buy"])}
+
+
+def raw_id(name: str, ids: np.ndarray) -> np.ndarray:
+    """The small world's integer IDs of a column as a real log's strings ("sku-0042", "phone")."""
+    if name in RAW_VALUES:
+        return RAW_VALUES[name][ids].astype(object)
+    prefix = {F.USER_ID: "user-", F.ITEM_ID: "sku-", F.CATEGORY: "genre-"}[name]
+    return np.array([f"{prefix}{int(value):04d}" for value in ids], dtype=object)
+
+
+RAW_COLUMNS = (F.USER_ID, F.ITEM_ID, F.CATEGORY, *RAW_VALUES)
+
+
+def write_raw_id_log(directory: pathlib.Path, seed: int = 5) -> tuple[pathlib.Path, pathlib.Path]:
+    """The small log as a user's log of string IDs and string event features, with a target column,
+    and its item vectors keyed by the same string item IDs: ``(log path, item-vector path)``."""
+    import csv
+
+    log = small_log(seed)
+    marked = (np.random.default_rng(seed).random(len(log[F.LABEL])) < 0.5).astype(np.int64)
+    raw = {**log, **{name: raw_id(name, log[name]) for name in RAW_COLUMNS}, TARGET_COLUMN: marked}
+    vectors = semantic.content_vectors(small_world(seed).dataset)
+    path = directory / "input_raw" / "item_vectors.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([F.ITEM_ID] + [f"v{d}" for d in range(vectors.shape[1])])
+        for item in semantic.known_rows(vectors):
+            writer.writerow([raw_id(F.ITEM_ID, np.array([item]))[0]] + [repr(float(v)) for v in vectors[item]])
+    return interaction_log.write_log_csv(raw, directory / "input_raw" / "log.csv"), path
 
 
 def history_records(tmp_path: pathlib.Path, split: str) -> list[bytes]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import pathlib
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -53,9 +53,13 @@ def write_item_vectors_csv(vectors: np.ndarray, path: pathlib.Path | str) -> pat
     return path
 
 
-def read_item_vectors(path: pathlib.Path | str, num_items: int) -> tuple[np.ndarray, dict]:
+def read_item_vectors(path: pathlib.Path | str, num_items: int,
+                      item_vocabulary: Sequence[str] | None = None) -> tuple[np.ndarray, dict]:
     """A CSV of item vectors (header ``item_id, v0, v1, ...``; one row per item) as the table
     ``[num_items, dim]`` float32, row i for item ID i, and counts of what was not used.
+
+    With ``item_vocabulary`` (a log of raw item IDs: ``data.raw_ids``) the file's ``item_id``
+    column holds the raw IDs too, and row i is the vector of ``item_vocabulary[i - 1]``.
 
     Items of the log without a row keep an all-zero row (unknown: they neither vote nor are
     routed); rows of item IDs outside the log's ``1 .. num_items - 1`` have no use in the model
@@ -84,7 +88,8 @@ def read_item_vectors(path: pathlib.Path | str, num_items: int) -> tuple[np.ndar
             if len(row) != dim + 1:
                 raise ValueError(f"{where}: expected {dim + 1} fields (item_id and {dim} values), got {len(row)}.")
             try:
-                item, vector = int(row[0]), np.array([float(value) for value in row[1:]], np.float32)
+                item = row[0].strip() if item_vocabulary is not None else int(row[0])
+                vector = np.array([float(value) for value in row[1:]], np.float32)
             except ValueError as error:
                 raise ValueError(f"{where}: item_id must be an integer and v0..v{dim - 1} numbers ({error}).") from None
             if not np.isfinite(vector).all():
@@ -97,6 +102,9 @@ def read_item_vectors(path: pathlib.Path | str, num_items: int) -> tuple[np.ndar
             rows[item] = vector
     if not rows:
         raise ValueError(f"{path} has a header but no item vectors.")
+    if item_vocabulary is not None:
+        ids = {raw: index + 1 for index, raw in enumerate(item_vocabulary)}
+        rows = {ids.get(raw, -1 - index): vector for index, (raw, vector) in enumerate(rows.items())}
     table = np.zeros((num_items, dim), np.float32)
     used = [item for item in rows if 1 <= item < num_items]
     for item in used:
