@@ -1,6 +1,7 @@
 """A pipeline run killed mid-way (SIGKILL to the runner and its Beam workers while the Trainer
-trains) pushes nothing; re-running the same command resumes from ML Metadata's cache (the example
-generation is not redone) and pushes the model uninterrupted training on those examples gives."""
+trains, on the bounded-window path of long histories) pushes nothing; re-running the same command
+resumes from ML Metadata's cache (the example generation is not redone) and pushes the model
+uninterrupted training on those examples gives."""
 import json
 import os
 import pathlib
@@ -17,6 +18,8 @@ from tests.e2e import runs
 from tfrs_seqcompress import model_push
 
 KILL_AFTER_SECONDS = 5  # once the Trainer is running: mid-training on this log
+# The long-history path: bounded windows (the latest events + those of the target's category).
+WINDOW = ("--search-window", "4,4")
 
 SCORES = """
 import json, sys, tensorflow as tf
@@ -45,14 +48,14 @@ def _kill_while_training(command: list[str]) -> str:
 
 def test_a_killed_run_pushes_nothing_and_the_rerun_resumes_from_cache_to_the_same_model(tmp_path):
     data = runs.write_small_log(tmp_path)
-    killed = _kill_while_training(runs.pipeline_command(tmp_path, data))
+    killed = _kill_while_training(runs.pipeline_command(tmp_path, data, *WINDOW))
     assert "[pipeline] HistoryExampleGen: COMPLETE" in killed
     serving_dir = tmp_path / "saved_models" / "ranker"
     assert model_push.model_versions(str(serving_dir)) == [] and not list(tmp_path.glob("saved_models/*/.incoming*"))
     states = runs.newest_execution_states(tmp_path)
     assert states["HistoryExampleGen"] == "COMPLETE" and states["Trainer"] == "RUNNING", states
 
-    resumed = runs.run_pipeline(tmp_path, data)  # the same command again
+    resumed = runs.run_pipeline(tmp_path, data, *WINDOW)  # the same command again
     assert resumed.returncode == 0, resumed.stderr[-5000:]
     states = runs.newest_execution_states(tmp_path)
     assert states["CsvExampleGen"] == states["HistoryExampleGen"] == "CACHED", states
