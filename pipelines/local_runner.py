@@ -50,14 +50,23 @@ def _write_if_changed(log, path: pathlib.Path) -> None:
         os.replace(staging, path)
 
 
+def vocabulary_dir(pipeline_root: str, name: str) -> pathlib.Path:
+    """Where a log's raw-ID vocabularies are staged, beside (not in) the directory ExampleGen reads."""
+    return pathlib.Path(pipeline_root) / "data" / f"{name}.vocabularies"
+
+
 def load_log(args: argparse.Namespace):
-    """The chosen log, validated (nothing written): ``(dataset, name)``."""
+    """The chosen log, validated (nothing written): ``(dataset, name)``. Raw IDs keep the IDs the
+    pipeline's previous run gave them (its vocabularies are extended, never reordered), so the last
+    blessed model, which the new candidate is compared with, reads the same IDs."""
     if args.data:
-        dataset = interaction_log.load_interaction_log(args.data, args.items, args.history_length,
-                                                       tuple(filter(None, args.context_features.split(","))),
-                                                       target_column=args.target_column,
-                                                       raw_id_columns=tuple(filter(None, args.raw_ids.split(","))))
-        return dataset, pathlib.Path(args.data).name.split(".")[0]
+        name = pathlib.Path(args.data).name.split(".")[0]
+        latest = vocabulary_dir(args.pipeline_root, name) / raw_ids.LATEST_FILE
+        dataset = interaction_log.load_interaction_log(
+            args.data, args.items, args.history_length, tuple(filter(None, args.context_features.split(","))),
+            target_column=args.target_column, raw_id_columns=tuple(filter(None, args.raw_ids.split(","))),
+            previous_vocabularies=raw_ids.read_vocabularies(latest) if latest.exists() else None)
+        return dataset, name
     if args.dataset == movielens.ML_1M:
         return movielens.load_movielens_1m(history_length=args.history_length), movielens.ML_1M
     return movielens.load_movielens_100k(history_length=args.history_length), movielens.ML_100K
@@ -97,13 +106,16 @@ def stage_item_vectors(path: str, data_dir: str, item_vocabulary: list[str] | No
     return str(staged)
 
 
-def prepare_log(args: argparse.Namespace, pipeline_root: str, loaded=None) -> tuple[str, F.DataSchema]:
-    """Validates the chosen log (unless ``loaded`` already is) and stages it as CSV; returns (data dir, schema)."""
+def prepare_log(args: argparse.Namespace, pipeline_root: str, loaded=None) -> tuple[str, F.DataSchema, str]:
+    """Validates the chosen log (unless ``loaded`` already is) and stages it as CSV, and its raw-ID
+    vocabularies if any; returns (data dir, schema, vocabularies path or "")."""
     dataset, name = loaded or load_log(args)
     data_dir = pathlib.Path(pipeline_root) / "data" / name
     data_dir.mkdir(parents=True, exist_ok=True)
     _write_if_changed(dataset.log, data_dir / "log.csv")
-    return str(data_dir), dataset.schema
+    vocabularies = (str(raw_ids.write_vocabularies(dataset.vocabularies, vocabulary_dir(pipeline_root, name)))
+                    if dataset.vocabularies else "")
+    return str(data_dir), dataset.schema, vocabularies
 
 
 def _latest_verdict(metadata_path: str, gate: bool) -> str:
@@ -324,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     if vectors_error:
         print(f"ERROR: {vectors_error}", file=sys.stderr)
         return 2
-    data_dir, schema = prepare_log(args, args.pipeline_root, loaded)
+    data_dir, schema, vocabularies_path = prepare_log(args, args.pipeline_root, loaded)
     config = configs.PipelineConfig(
         data_dir=data_dir, event_features=tuple(schema.event_features), context_features=schema.context_features,
         history_length=args.history_length, targets_per_user=args.targets_per_user,
@@ -334,8 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         strategy=args.strategy, iat_scheme=args.iat_scheme, token_dim=args.token_dim, codebook_levels=levels,
         fanouts=fanouts, temperature_scale=args.temperature_scale,
         item_vectors_path=stage_item_vectors(args.item_vectors, data_dir, item_vocabulary) if args.item_vectors else "",
-        vocabularies_path=str(raw_ids.write_vocabularies(loaded[0].vocabularies, pathlib.Path(data_dir).parent))
-        if loaded[0].vocabularies else "",
+        vocabularies_path=vocabularies_path,
         min_eval_auc=args.min_eval_auc, min_eval_gauc=args.min_eval_gauc,
         baseline_encoder=None if args.baseline_encoder in ("none", args.encoder) else args.baseline_encoder,
         max_drop_vs_blessed=args.max_drop_vs_blessed, max_drop_vs_baseline=args.max_drop_vs_baseline,

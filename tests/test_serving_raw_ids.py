@@ -24,7 +24,7 @@ def write_raw_log(tmp_path):
     log = synthetic.generate(synthetic.SyntheticConfig(num_users=20, mean_history=60, history_length=12,
                                                        seed=2)).dataset.log
     raw = {**log, F.USER_ID: np.array([f"user-{u}" for u in log[F.USER_ID]], object),
-           F.ITEM_ID: np.array([f"sku-{i:04d}" for i in log[F.ITEM_ID]], object),
+           F.ITEM_ID: np.array([f"sku-{i}" for i in log[F.ITEM_ID]], object),   # "sku-10" sorts before "sku-9"
            F.CATEGORY: np.array([f"genre {c}" for c in log[F.CATEGORY]], object),
            "device": DEVICES[np.minimum(log["device"], len(DEVICES) - 1)]}
     return interaction_log.write_log_csv(raw, tmp_path / "raw_log.csv")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import warnings
 from typing import Mapping, Sequence
 
@@ -221,8 +222,10 @@ def export_serving_model(model: tf.keras.Model, export_dir: str, schema: F.DataS
       warmup_examples: serialized history examples (label optional) for the warmup file.
       vocabularies: for a log of raw IDs (``data.raw_ids``), each raw column's values. Then
         ``serving_default`` takes examples carrying those columns' raw values (strings, mapped
-        in-graph; unknown -> 0), ``serving_ids`` the integer-ID examples, and the vocabularies are
-        written to ``assets.extra/vocabularies.json``. The agent signatures take integer IDs.
+        in-graph by tables saved as assets; unknown -> ``raw_ids.unknown_id``), ``serving_ids``
+        the integer-ID examples, and the vocabularies are written to
+        ``assets.extra/vocabularies.json``. ``user_id`` is parsed raw but not looked up (no model
+        reads it): its vocabulary is not shipped. The agent signatures take integer IDs.
     """
     schema = schema or model.schema
     with_agents = isinstance(model, AgentModel) and model.supports_agents()
@@ -231,14 +234,17 @@ def export_serving_model(model: tf.keras.Model, export_dir: str, schema: F.DataS
                       "but is not an agent_model.AgentModel: only serving_default is exported (no O(K) "
                       "compute_agents / score_with_agents path).", stacklevel=2)
     signatures = {SIGNATURE_NAME: serving_function(model, schema)}
-    if vocabularies:
-        model.raw_id_lookup = RawIdLookup(vocabularies)   # an attribute, so the tables are saved with it
-        signatures = {SIGNATURE_NAME: serving_function(model, schema, model.raw_id_lookup),
-                      ID_SIGNATURE_NAME: signatures[SIGNATURE_NAME]}
-        warmup_examples = to_raw_id_examples(list(warmup_examples), vocabularies)
-    if with_agents:
-        signatures.update(agent_functions(model, schema))
-    model.save(export_dir, save_format="tf", signatures=signatures)
+    with tempfile.TemporaryDirectory(prefix="vocabularies_") as staging:
+        if vocabularies:
+            # No model reads user_id: it is parsed raw, and its vocabulary (the users) is not shipped.
+            vocabularies = {**vocabularies, **({F.USER_ID: []} if F.USER_ID in vocabularies else {})}
+            model.raw_id_lookup = RawIdLookup(vocabularies, staging)   # an attribute: saved with the model
+            signatures = {SIGNATURE_NAME: serving_function(model, schema, model.raw_id_lookup),
+                          ID_SIGNATURE_NAME: signatures[SIGNATURE_NAME]}
+            warmup_examples = to_raw_id_examples(list(warmup_examples), vocabularies)
+        if with_agents:
+            signatures.update(agent_functions(model, schema))
+        model.save(export_dir, save_format="tf", signatures=signatures)
     if vocabularies:
         tf.io.gfile.makedirs(os.path.join(export_dir, "assets.extra"))
         with tf.io.gfile.GFile(os.path.join(export_dir, VOCABULARIES_FILE), "w") as handle:

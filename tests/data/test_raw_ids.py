@@ -27,10 +27,34 @@ def test_each_named_column_is_mapped_by_its_sorted_values_in_the_item_table_too(
     assert dataset.vocabularies == {"user_id": ["u-a", "u-b"], "item_id": ["sku-1", "sku-2"],
                                     "category": ["books", "toys"], "device": ["phone", "web"]}
     assert dataset.log[F.USER_ID].tolist() == [2, 2, 1] and dataset.log[F.ITEM_ID].tolist() == [2, 1, 2]
-    assert dataset.log[F.CATEGORY].tolist() == [2, 1, 2] and dataset.log["device"].tolist() == [1, 2, 1]
+    assert dataset.log[F.CATEGORY].tolist() == [2, 1, 2]
+    assert dataset.log["device"].tolist() == [0, 1, 0]   # an event feature's values start at 0, as in the contract
     assert dataset.log["is_target"].tolist() == [1, 0, 1] and dataset.log[F.TIMESTAMP].tolist() == [10, 20, 15]
-    assert dataset.schema.num_items == 3 and dataset.schema.event_features == {"device": 3}
+    assert dataset.schema.num_items == 3 and dataset.schema.event_features == {"device": 2}
     assert dataset.category_names == ["<unknown>", "books", "toys"]
+
+
+def test_a_later_log_keeps_the_earlier_ids_and_appends_its_new_values(tmp_path):
+    earlier = load(tmp_path)
+    later = load(tmp_path, log=LOG + "u-0,sku-1,30,1,kiosk,1\n", previous_vocabularies=earlier.vocabularies)
+    assert later.vocabularies["user_id"] == ["u-a", "u-b", "u-0"]   # "u-0" sorts first, yet comes last
+    assert later.vocabularies["device"] == ["phone", "web", "kiosk"]
+    assert later.log[F.USER_ID].tolist() == [2, 2, 1, 3] and later.log["device"].tolist() == [0, 1, 0, 2]
+
+
+def test_the_runner_extends_the_vocabularies_its_previous_run_staged(tmp_path):
+    from pipelines import local_runner
+
+    (tmp_path / "log.csv").write_text(LOG.replace(",is_target", ",category").replace(",1\n", ",7\n").replace(
+        ",0\n", ",7\n"))
+    args = local_runner.parse_args(["--data", str(tmp_path / "log.csv"), "--raw-ids", "user_id,item_id,device",
+                                    "--pipeline-root", str(tmp_path / "root")])
+    first = local_runner.prepare_log(args, args.pipeline_root)
+    (tmp_path / "log.csv").write_text((tmp_path / "log.csv").read_text() + "u-0,sku-0,30,1,phone,7\n")
+    dataset, _ = local_runner.load_log(args)
+    assert dataset.vocabularies["item_id"] == ["sku-1", "sku-2", "sku-0"]
+    second = local_runner.prepare_log(args, args.pipeline_root, (dataset, "log"))
+    assert first[2] != second[2] and raw_ids.read_vocabularies(second[2]) == dataset.vocabularies
 
 
 def test_a_string_in_a_column_not_named_raw_is_refused_with_the_flag_to_use(tmp_path):
@@ -71,12 +95,19 @@ def test_a_tfrecord_log_of_bytes_ids(tmp_path):
     assert dataset.log[F.USER_ID].tolist() == [2, 1] and dataset.vocabularies[F.ITEM_ID] == ["sku-1", "sku-2"]
 
 
-def test_encode_and_decode_are_inverse_and_unknown_values_are_zero():
-    vocabularies = {"item_id": ["a", "b"]}
-    encoded = raw_ids.encode_columns({"item_id": np.array(["b", "new", "a"], object), "hour": np.array([1, 2, 3])},
-                                     vocabularies)
+def test_encode_and_decode_are_inverse_and_unknown_values_get_the_unknown_id():
+    vocabularies = {"item_id": ["a", "b"], "device": ["phone", "web"]}
+    encoded = raw_ids.encode_columns({"item_id": np.array(["b", "new", "a"], object), "hour": np.array([1, 2, 3]),
+                                      "device": np.array(["web", "fridge", "phone"], object)}, vocabularies)
     assert encoded["item_id"].tolist() == [2, 0, 1] and encoded["hour"].tolist() == [1, 2, 3]
+    assert encoded["device"].tolist() == [1, 2, 0]   # unknown: beyond the vocabulary, the models' unknown row
     assert raw_ids.decode_ids("item_id", encoded["item_id"], vocabularies).tolist() == ["b", "", "a"]
+    assert raw_ids.decode_ids("device", np.array([1, 2, 0, 99]), vocabularies).tolist() == ["web", "", "phone", ""]
+
+
+def test_a_raw_value_with_a_line_break_is_refused():
+    with pytest.raises(ValueError, match="Column 'item_id' holds a value with a line break"):
+        raw_ids.build_vocabularies({"item_id": np.array(["a", "b\nc"], object)})
 
 
 def test_vocabularies_are_staged_by_content_and_read_back(tmp_path):

@@ -47,11 +47,12 @@ RAW_VALUES = {"device": np.array(["phone", "tablet", "web", "tv"]),
 
 
 def raw_id(name: str, ids: np.ndarray) -> np.ndarray:
-    """The small world's integer IDs of a column as a real log's strings ("sku-0042", "phone")."""
+    """The small world's integer IDs of a column as a real log's strings ("sku-42", "phone"); their
+    sorted order is not the IDs' ("sku-10" < "sku-9"), so a vocabulary really remaps them."""
     if name in RAW_VALUES:
         return RAW_VALUES[name][ids].astype(object)
     prefix = {F.USER_ID: "user-", F.ITEM_ID: "sku-", F.CATEGORY: "genre-"}[name]
-    return np.array([f"{prefix}{int(value):04d}" for value in ids], dtype=object)
+    return np.array([f"{prefix}{int(value)}" for value in ids], dtype=object)
 
 
 RAW_COLUMNS = (F.USER_ID, F.ITEM_ID, F.CATEGORY, *RAW_VALUES)

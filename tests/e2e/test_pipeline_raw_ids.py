@@ -2,10 +2,11 @@
 (``device``, ``action_type``), item vectors keyed by the string item IDs and a target column.
 
 The runner maps every string column through a vocabulary it stages beside the log; the codebook is
-fitted on the user's vectors, re-keyed to the integer IDs; the pushed model carries the vocabularies
-and, loaded in a fresh process, answers a TF Serving request that carries the raw strings exactly as
-its ``serving_ids`` answers the pipeline's own (integer-ID) examples; the Evaluator blessed it over
-``serving_ids``; the AgentWriter wrote every user's agents."""
+fitted on the user's vectors, re-keyed to the integer IDs; the pushed model carries the
+vocabularies (as assets; not the users') and, loaded in a fresh process, answers a TF Serving
+request that carries the raw strings exactly as its ``serving_ids`` answers the pipeline's own
+(integer-ID) examples; the Evaluator blessed it over ``serving_ids``; the AgentWriter wrote every
+user's agents."""
 import json
 
 import numpy as np
@@ -38,13 +39,18 @@ def raw_run(tmp_path_factory):
 def test_the_pushed_model_carries_the_logs_vocabularies(raw_run):
     tmp_path, result, version_dir = raw_run
     assert f"pushed model: {version_dir}" in result.stdout
-    vocabularies = json.loads((version_dir / serving.VOCABULARIES_FILE).read_text())
+    staged = list((tmp_path / "root" / "data" / "log.vocabularies").glob("vocabularies-*.json"))
+    assert len(staged) == 1
+    vocabularies = raw_ids.read_vocabularies(staged[0])
     assert sorted(vocabularies) == sorted(runs.RAW_COLUMNS)
     log = runs.small_log()
-    for name in runs.RAW_COLUMNS:   # every raw value the log holds, sorted: ID i + 1 is value i
+    for name in runs.RAW_COLUMNS:   # every raw value the log holds, sorted
         assert vocabularies[name] == sorted(set(runs.raw_id(name, log[name]).tolist()))
-    staged = list((tmp_path / "root" / "data").glob("vocabularies-*.json"))
-    assert len(staged) == 1 and raw_ids.read_vocabularies(staged[0]) == vocabularies
+    assert vocabularies[F.ITEM_ID] != runs.raw_id(F.ITEM_ID, np.unique(log[F.ITEM_ID])).tolist()  # really remapped
+    # The model ships every vocabulary but the users' (no model reads user_id; it is parsed raw).
+    shipped = json.loads((version_dir / serving.VOCABULARIES_FILE).read_text())
+    assert shipped == {**vocabularies, F.USER_ID: []}
+    assert (version_dir / "assets" / "item_id.vocabulary.txt").read_text().split() == vocabularies[F.ITEM_ID]
     schema = data_schema_io.read_schema(runs.single_artifact(tmp_path, "Schema").uri)
     assert schema.num_items == len(vocabularies[F.ITEM_ID]) + 1
     assert runs.newest_execution_states(tmp_path)["AgentWriter"] == "COMPLETE"
@@ -57,6 +63,7 @@ def test_the_codebook_is_fitted_on_the_vectors_of_the_raw_item_ids(raw_run):
     _, vectors = semantic_io.load_semantic_tables(codebook.uri)
     content = semantic.content_vectors(runs.small_world().dataset)
     items = json.loads((version_dir / serving.VOCABULARIES_FILE).read_text())[F.ITEM_ID]
+    assert items != sorted(items, key=lambda raw: int(raw.removeprefix("sku-")))   # not the IDs' order
     for index, raw in enumerate(items, start=1):   # row i is the vector of the i-th raw item ID
         np.testing.assert_allclose(vectors[index], content[int(raw.removeprefix("sku-"))], rtol=1e-6)
 
@@ -64,7 +71,8 @@ def test_the_codebook_is_fitted_on_the_vectors_of_the_raw_item_ids(raw_run):
 def test_a_request_of_raw_ids_is_served_in_a_fresh_process_as_the_pipelines_examples(raw_run, tmp_path):
     run_path, _, version_dir = raw_run
     int_records = runs.eval_records(run_path, 16)
-    vocabularies = json.loads((version_dir / serving.VOCABULARIES_FILE).read_text())
+    vocabularies = raw_ids.read_vocabularies(next((run_path / "root" / "data" / "log.vocabularies").glob(
+        "vocabularies-*.json")))   # the staged ones, with the users (which the model does not ship)
     raw_records = to_raw_id_examples(int_records, vocabularies)
     user = tf.train.Example.FromString(raw_records[0]).features.feature[F.USER_ID].bytes_list.value[0].decode()
     assert user in set(runs.raw_id(F.USER_ID, runs.small_log()[F.USER_ID]).tolist())   # the log's own string

@@ -64,7 +64,7 @@ def test_item_vectors_round_trip_through_their_csv(tmp_path):
     ("item,v0\n1,0.5\n", "expected a header 'item_id, v0, v1"),
     ("item_id\n1\n", "expected a header 'item_id, v0, v1"),
     ("item_id,v0,v1\n1,0.5\n", "line 2: expected 3 fields"),
-    ("item_id,v0\nseven,0.5\n", "line 2: item_id must be an integer"),
+    ("item_id,v0\nseven,0.5\n", "line 2: v0..v0 must be numbers and item_id an integer"),
     ("item_id,v0\n1,nan\n", "line 2: item 1's vector holds NaN"),
     ("item_id,v0,v1\n1,0,0\n", "line 2: item 1's vector is all zeros"),
     ("item_id,v0\n1,0.5\n1,0.7\n", "line 3: item_id 1 is listed twice"),

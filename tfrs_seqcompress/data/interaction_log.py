@@ -125,7 +125,8 @@ def check_id_sizes(log: Mapping[str, np.ndarray], where: str) -> None:
     for name, values in log.items():
         if name != F.TIMESTAMP and len(values) and int(np.max(values)) > MAX_ID:
             raise ValueError(f"{where}: column {name!r} has ID {int(np.max(values))}, above {MAX_ID:,}: IDs index "
-                             "embedding tables directly, so map raw or hashed IDs to 1..n first.")
+                             "embedding tables directly: name the column in raw_id_columns (the pipeline's --raw-ids) to map "
+                             "raw or hashed IDs by a vocabulary.")
 
 
 def read_tfrecord_columns(path: pathlib.Path | str, raw_columns: Sequence[str] = ()) -> dict[str, np.ndarray]:
@@ -148,7 +149,9 @@ def read_tfrecord_columns(path: pathlib.Path | str, raw_columns: Sequence[str] =
                     str(number) for number in value]
             if len(value) != 1:
                 expected = "one bytes or int64 value (a raw ID)" if name in raw_columns else "one int64"
-                raise ValueError(f"{path} record {index}: column {name!r} must be {expected}, got {value[:5]}.")
+                hint = (f" If column {name!r} holds raw (string) IDs, name it in raw_id_columns (the pipeline's "
+                        "--raw-ids)." if feature is not None and feature.bytes_list.value else "")
+                raise ValueError(f"{path} record {index}: column {name!r} must be {expected}, got {value[:5]}.{hint}")
             values.append(value[0])
     if not columns:
         raise ValueError(f"{path} holds no events.")
@@ -235,14 +238,16 @@ def pop_target_column(log: dict[str, np.ndarray], target_column: str, where: str
 
 def load_interaction_log(path: pathlib.Path | str, item_table: pathlib.Path | str | None = None,
                          history_length: int = 50, context_features: Sequence[str] = (),
-                         target_column: str | None = None, raw_id_columns: Sequence[str] = ()) -> InteractionDataset:
+                         target_column: str | None = None, raw_id_columns: Sequence[str] = (),
+                         previous_vocabularies: Mapping[str, Sequence[str]] | None = None) -> InteractionDataset:
     """Loads a user's log (``.csv``, ``.tfrecord`` or ``.tfrecord.gz``) into the contract's form.
 
     ``target_column`` names a 0/1 column marking which events are ranking targets (every event
     stays history); it is kept in ``log`` but is no event feature of the schema.
     ``raw_id_columns`` names the columns of raw IDs (strings, or numbers too large to index a table
     such as 64-bit hashes): each is mapped to IDs ``1 .. n`` by a vocabulary (``dataset.vocabularies``),
-    in the item table too.
+    in the item table too. ``previous_vocabularies`` (an earlier load's ``dataset.vocabularies``)
+    keeps the IDs it gave and appends the new values.
 
     Raises:
       ValueError: a column is missing or malformed, the log is empty, an item is unknown to the
@@ -268,7 +273,7 @@ def load_interaction_log(path: pathlib.Path | str, item_table: pathlib.Path | st
         raise ValueError(f"{path}: --target-column {target_column!r} is a contract or context column; mark the "
                          "ranking targets in a column of their own (0: history only, 1: a ranking target).")
     marked = pop_target_column(log, target_column, str(path)) if target_column else None
-    vocabularies = raw_ids.build_vocabularies({name: log[name] for name in raw_id_columns})
+    vocabularies = raw_ids.build_vocabularies({name: log[name] for name in raw_id_columns}, previous_vocabularies)
     log = raw_ids.encode_columns(log, vocabularies)
     # Vocabularies are inferred from the validated log, so its IDs lie inside them by construction.
     log = F.validate_log(log, event_features=tuple(name for name in log if name not in F.LOG_COLUMNS))

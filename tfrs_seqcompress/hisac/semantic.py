@@ -91,7 +91,8 @@ def read_item_vectors(path: pathlib.Path | str, num_items: int,
                 item = row[0].strip() if item_vocabulary is not None else int(row[0])
                 vector = np.array([float(value) for value in row[1:]], np.float32)
             except ValueError as error:
-                raise ValueError(f"{where}: item_id must be an integer and v0..v{dim - 1} numbers ({error}).") from None
+                expected = "numbers" if item_vocabulary is not None else "numbers and item_id an integer (raw item IDs: --raw-ids)"
+                raise ValueError(f"{where}: v0..v{dim - 1} must be {expected} ({error}).") from None
             if not np.isfinite(vector).all():
                 raise ValueError(f"{where}: item {item}'s vector holds NaN or infinity.")
             if not vector.any():
