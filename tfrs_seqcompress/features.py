@@ -78,6 +78,12 @@ def history_name(field: str) -> str:
     return HISTORY_PREFIX + field
 
 
+def field_name(name: str) -> str:
+    """The field an example feature holds: ``"hist_item_id"`` -> ``"item_id"`` (the inverse of
+    ``history_name``); a target feature's name is its field."""
+    return name[len(HISTORY_PREFIX):] if name.startswith(HISTORY_PREFIX) else name
+
+
 @dataclasses.dataclass(frozen=True)
 class ExampleSpec:
     """What a history example holds, whatever the vocabularies: what builds examples needs.

@@ -25,11 +25,6 @@ from tfrs_seqcompress import features as F
 from tfrs_seqcompress.data import raw_ids
 
 
-def _column(name: str) -> str:
-    """The log column a feature holds: ``hist_item_id`` -> ``item_id``."""
-    return name[len(F.HISTORY_PREFIX):] if name.startswith(F.HISTORY_PREFIX) else name
-
-
 class RawIdLookup(tf.Module):
     """One ``tf.lookup.StaticHashTable`` per raw column (value -> its ID, ``raw_ids.first_id``
     onwards; unknown -> ``raw_ids.unknown_id``), read from a vocabulary file per column that is
@@ -60,7 +55,7 @@ class RawIdLookup(tf.Module):
 
     def parse_spec(self, spec: Mapping[str, tf.io.FixedLenFeature]) -> dict:
         """``spec`` with the raw columns' features (target and ``hist_``) parsed as strings."""
-        return {name: tf.io.FixedLenFeature(feature.shape, tf.string) if _column(name) in self.columns else feature
+        return {name: tf.io.FixedLenFeature(feature.shape, tf.string) if F.field_name(name) in self.columns else feature
                 for name, feature in spec.items()}
 
     def _ids(self, column: str, values: tf.Tensor) -> tf.Tensor:
@@ -72,7 +67,7 @@ class RawIdLookup(tf.Module):
 
     def __call__(self, features: Mapping[str, tf.Tensor]) -> dict:
         """Parsed raw-ID features -> the model's integer features (other features unchanged)."""
-        return {name: self._ids(_column(name), value) if _column(name) in self.columns else value
+        return {name: self._ids(F.field_name(name), value) if F.field_name(name) in self.columns else value
                 for name, value in features.items()}
 
 
@@ -83,8 +78,8 @@ def to_raw_id_examples(serialized: Sequence[bytes], vocabularies: Mapping[str, S
     for record in serialized:
         example = tf.train.Example.FromString(record)
         for name, feature in example.features.feature.items():
-            if _column(name) in vocabularies:
-                values = raw_ids.decode_ids(_column(name), np.array(feature.int64_list.value), vocabularies)
+            if F.field_name(name) in vocabularies:
+                values = raw_ids.decode_ids(F.field_name(name), np.array(feature.int64_list.value), vocabularies)
                 feature.Clear()
                 feature.bytes_list.value.extend(str(value).encode() for value in values)
         rewritten.append(example.SerializeToString())

@@ -29,7 +29,6 @@ Example::
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import warnings
@@ -39,6 +38,7 @@ import tensorflow as tf
 
 from tfrs_seqcompress import features as F
 from tfrs_seqcompress.agent_model import AgentModel, agent_capable_encoders
+from tfrs_seqcompress.data import raw_ids
 from tfrs_seqcompress.raw_id_lookup import RawIdLookup, to_raw_id_examples
 
 SIGNATURE_NAME = "serving_default"
@@ -248,7 +248,7 @@ def export_serving_model(model: tf.keras.Model, export_dir: str, schema: F.DataS
     if vocabularies:
         tf.io.gfile.makedirs(os.path.join(export_dir, "assets.extra"))
         with tf.io.gfile.GFile(os.path.join(export_dir, VOCABULARIES_FILE), "w") as handle:
-            handle.write(json.dumps({name: list(values) for name, values in sorted(vocabularies.items())}))
+            handle.write(raw_ids.vocabularies_json(vocabularies))
     if warmup_examples:
         write_warmup_requests(export_dir, list(warmup_examples), model_name)
         replay_warmup(export_dir)

@@ -31,8 +31,7 @@ def to_tfmd_schema(schema: F.DataSchema) -> schema_pb2.Schema:
             feature.int_domain.min = feature.int_domain.max = F.token_version_id(schema.token_version)
             feature.annotation.tag.append(VERSION_TAG + schema.token_version)
             continue
-        field = name[len(F.HISTORY_PREFIX):] if name.startswith(F.HISTORY_PREFIX) else name
-        size = 2 if name == F.HISTORY_MASK else schema.vocabulary_size(field)
+        size = 2 if name == F.HISTORY_MASK else schema.vocabulary_size(F.field_name(name))
         if size is not None:
             feature.int_domain.min, feature.int_domain.max = 0, size - 1
     return proto
@@ -49,7 +48,7 @@ def from_tfmd_schema(proto: schema_pb2.Schema) -> F.DataSchema:
     base_history = {F.history_name(field) for field in F.HISTORY_BASE_FIELDS} | {F.HISTORY_MASK, F.HISTORY_TOKEN}
     version_tags = [tag[len(VERSION_TAG):] for tag in by_name[F.TOKEN_VERSION].annotation.tag
                     if tag.startswith(VERSION_TAG)] if F.TOKEN_VERSION in by_name else []
-    event_features = {name[len(F.HISTORY_PREFIX):]: size(name) for name in by_name
+    event_features = {F.field_name(name): size(name) for name in by_name
                       if name.startswith(F.HISTORY_PREFIX) and name not in base_history}
     context = tuple(name for name in by_name if name in event_features)
     return F.DataSchema(num_users=size(F.USER_ID), num_items=size(F.ITEM_ID), num_categories=size(F.CATEGORY),

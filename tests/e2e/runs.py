@@ -61,19 +61,12 @@ RAW_COLUMNS = (F.USER_ID, F.ITEM_ID, F.CATEGORY, *RAW_VALUES)
 def write_raw_id_log(directory: pathlib.Path, seed: int = 5) -> tuple[pathlib.Path, pathlib.Path]:
     """The small log as a user's log of string IDs and string event features, with a target column,
     and its item vectors keyed by the same string item IDs: ``(log path, item-vector path)``."""
-    import csv
-
     log = small_log(seed)
     marked = (np.random.default_rng(seed).random(len(log[F.LABEL])) < 0.5).astype(np.int64)
     raw = {**log, **{name: raw_id(name, log[name]) for name in RAW_COLUMNS}, TARGET_COLUMN: marked}
     vectors = semantic.content_vectors(small_world(seed).dataset)
-    path = directory / "input_raw" / "item_vectors.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([F.ITEM_ID] + [f"v{d}" for d in range(vectors.shape[1])])
-        for item in semantic.known_rows(vectors):
-            writer.writerow([raw_id(F.ITEM_ID, np.array([item]))[0]] + [repr(float(v)) for v in vectors[item]])
+    path = semantic.write_item_vectors_csv(vectors, directory / "input_raw" / "item_vectors.csv",
+                                           item_ids=raw_id(F.ITEM_ID, np.arange(len(vectors))))
     return interaction_log.write_log_csv(raw, directory / "input_raw" / "log.csv"), path
 
 

@@ -112,11 +112,16 @@ def check_raw_id_columns(columns: Sequence[str], where: str, target_column: str 
                              f"{list(RAW_ID_COLUMNS)} and event features).")
 
 
+def vocabularies_json(vocabularies: Mapping[str, Sequence[str]]) -> str:
+    """The vocabularies' file content (column -> values, columns sorted), as ``read_vocabularies`` reads it."""
+    return json.dumps({name: list(values) for name, values in sorted(vocabularies.items())}, indent=1)
+
+
 def write_vocabularies(vocabularies: Mapping[str, Sequence[str]], directory: pathlib.Path | str) -> pathlib.Path:
     """Writes the vocabularies as ``vocabularies-<digest>.json`` (named by content, so a path
     changes exactly when they do) and as ``vocabularies.json``, the latest, which the next run
     extends (``previous`` of ``build_vocabularies``); returns the digest-named path."""
-    text = json.dumps({name: list(values) for name, values in sorted(vocabularies.items())}, indent=1)
+    text = vocabularies_json(vocabularies)
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"vocabularies-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"

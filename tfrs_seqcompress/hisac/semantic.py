@@ -41,15 +41,18 @@ def known_rows(vectors: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.any(np.asarray(vectors) != 0, axis=1))
 
 
-def write_item_vectors_csv(vectors: np.ndarray, path: pathlib.Path | str) -> pathlib.Path:
-    """Writes the known rows of ``vectors [num_items, dim]`` as ``item_id, v0 .. v{dim-1}`` rows."""
+def write_item_vectors_csv(vectors: np.ndarray, path: pathlib.Path | str,
+                           item_ids: Sequence[str] | None = None) -> pathlib.Path:
+    """Writes the known rows of ``vectors [num_items, dim]`` as ``item_id, v0 .. v{dim-1}`` rows;
+    row i's ``item_id`` is i, or ``item_ids[i]`` (raw item IDs, ``data.raw_ids``)."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([F.ITEM_ID] + [f"v{d}" for d in range(vectors.shape[1])])
         for item in known_rows(vectors):
-            writer.writerow([int(item)] + [repr(float(value)) for value in vectors[item]])
+            key = int(item) if item_ids is None else item_ids[item]
+            writer.writerow([key] + [repr(float(value)) for value in vectors[item]])
     return path
 
 
