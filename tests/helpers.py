@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import pathlib
 import subprocess
@@ -104,6 +105,26 @@ def run_python(code: str, *args: str, timeout: int = 600) -> subprocess.Complete
                             timeout=timeout, env=subprocess_env(), cwd=str(REPO_ROOT))
     assert result.returncode == 0, f"fresh process failed:\n{result.stderr[-4000:]}"
     return result
+
+
+_SCORE_REQUESTS = (
+    "import json, pathlib, sys, tensorflow as tf\n"
+    "from tensorflow_serving.apis import predict_pb2\n"
+    "from tfrs_seqcompress import serving\n"
+    "loaded = tf.saved_model.load(sys.argv[1])\n"
+    "answer = {path.stem: serving.run_predict_request(loaded, predict_pb2.PredictRequest.FromString(\n"
+    "    path.read_bytes()))['score'].numpy().tolist() for path in pathlib.Path(sys.argv[2]).glob('*.pb')}\n"
+    "print(json.dumps(answer))\n")
+
+
+def fresh_process_scores(export_dir, requests: dict, directory: pathlib.Path) -> dict[str, list[float]]:
+    """Each TF Serving ``PredictRequest`` of ``requests`` (name -> request) answered by the SavedModel
+    in a fresh process, as the model server would: name -> scores. The requests are written to
+    ``directory`` as ``<name>.pb``."""
+    for name, request in requests.items():
+        (directory / f"{name}.pb").write_bytes(request.SerializeToString())
+    result = run_python(_SCORE_REQUESTS, str(export_dir), str(directory))
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def trained_hisac_model():

@@ -61,19 +61,9 @@ def test_raw_requests_score_in_a_fresh_process_as_the_integer_examples_do(export
     raw_examples = to_raw_id_examples(int_examples, dataset.vocabularies)
     item = tf.train.Example.FromString(raw_examples[0]).features.feature[F.ITEM_ID].bytes_list.value[0]
     assert item.decode().startswith("sku-")   # the request carries the log's own strings
-    requests = tmp_path / "requests.tfrecord"
-    with tf.io.TFRecordWriter(str(requests)) as writer:
-        for record in raw_examples + int_examples:
-            writer.write(record)
-    code = (
-        "import sys, json, tensorflow as tf\n"
-        "model = tf.saved_model.load(sys.argv[1])\n"
-        "records = [r.numpy() for r in tf.data.TFRecordDataset(sys.argv[2])]\n"
-        "half = len(records) // 2\n"
-        "raw = model.signatures['serving_default'](examples=tf.constant(records[:half]))['score']\n"
-        "ids = model.signatures['serving_ids'](examples=tf.constant(records[half:]))['score']\n"
-        "print(json.dumps({'raw': raw.numpy().tolist(), 'ids': ids.numpy().tolist()}))\n")
-    answer = json.loads(helpers.run_python(code, str(export_dir), str(requests)).stdout.strip().splitlines()[-1])
+    answer = helpers.fresh_process_scores(export_dir, {
+        "raw": serving.predict_request(raw_examples),
+        "ids": serving.predict_request(int_examples, signature_name=serving.ID_SIGNATURE_NAME)}, tmp_path)
     assert len(answer["raw"]) == len(int_examples)
     np.testing.assert_allclose(answer["raw"], answer["ids"], rtol=1e-6, atol=1e-7)
     assert np.std(answer["raw"]) > 0   # the candidates are told apart, not all mapped to unknown

@@ -78,19 +78,7 @@ def test_a_request_of_raw_ids_is_served_in_a_fresh_process_as_the_pipelines_exam
     assert user in set(runs.raw_id(F.USER_ID, runs.small_log()[F.USER_ID]).tolist())   # the log's own string
     requests = {"raw": serving.predict_request(raw_records), "ids": serving.predict_request(
         int_records, signature_name=serving.ID_SIGNATURE_NAME)}
-    for name, request in requests.items():
-        (tmp_path / f"{name}.pb").write_bytes(request.SerializeToString())
-    code = (
-        "import sys, json, tensorflow as tf\n"
-        "from tensorflow_serving.apis import predict_pb2\n"
-        "from tfrs_seqcompress import serving\n"
-        "loaded = tf.saved_model.load(sys.argv[1])\n"
-        "answer = {}\n"
-        "for name in ('raw', 'ids'):\n"
-        "    request = predict_pb2.PredictRequest.FromString(open(f'{sys.argv[2]}/{name}.pb', 'rb').read())\n"
-        "    answer[name] = serving.run_predict_request(loaded, request)['score'].numpy().tolist()\n"
-        "print(json.dumps(answer))\n")
-    answer = json.loads(helpers.run_python(code, str(version_dir), str(tmp_path)).stdout.strip().splitlines()[-1])
+    answer = helpers.fresh_process_scores(version_dir, requests, tmp_path)
     assert len(answer["raw"]) == len(int_records)
     np.testing.assert_allclose(answer["raw"], answer["ids"], rtol=1e-6, atol=1e-7)
     assert np.std(answer["raw"]) > 0
