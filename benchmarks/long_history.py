@@ -95,6 +95,11 @@ _BASE_L1000_GRIDS = {
               {"fanouts": ((32, 8),), "temperature_scale": (0.05, 1.0)})}
 
 
+# HiSAC at the library's defaults only (K = 256, every leaf of the (32, 8) codebook; temperature 0.25 x the
+# level-1 error): the L = 10,000 blocks, where one HiSAC run takes ~20 minutes.
+_HISAC_DEFAULTS_ONLY = {"hisac": {"fanouts": ((32, 8),), "temperature_scale": (0.25,)}}
+
+
 # A grid value meaning "the temperature scale the block's ``hisac`` row chose on validation".
 AS_HISAC = "as chosen by hisac"
 
@@ -122,14 +127,14 @@ BLOCKS = {
     "synthetic_fine_L1000": Block("synthetic", "fine", 1000, {**_LONG_WORLD, **_FINE},
                                   grids=_hisac_family((32, 8), (0.01, 0.05, 0.25, 1.0))),
     "synthetic_distant_L1000": Block("synthetic", "distant", 1000, {**_LONG_WORLD, **_DISTANT}),
-    # HiSAC at the library's defaults (K = 256, every leaf; temperature 0.25 x the level-1 error), not chosen
-    # here: at L = 10,000 one HiSAC run takes longer than the base world's whole K study did at L = 1,000.
+    # The L = 10,000 blocks run HiSAC at the library's defaults, not chosen here: at L = 10,000 one HiSAC run
+    # takes longer than the base world's whole K study did at L = 1,000.
     "synthetic_base_L10000": Block("synthetic", "base", 10000, _VERY_LONG_WORLD, 40, batch_size=64, note=_FEWER,
-                                   grids={"hisac": {"fanouts": ((32, 8),), "temperature_scale": (0.25,)}}),
+                                   grids=_HISAC_DEFAULTS_ONLY),
     "synthetic_fine_L10000": Block("synthetic", "fine", 10000, {**_VERY_LONG_WORLD, **_FINE}, 40, batch_size=64,
-                                   note=_FEWER),
+                                   note=_FEWER, grids=_HISAC_DEFAULTS_ONLY),
     "synthetic_distant_L10000": Block("synthetic", "distant", 10000, {**_VERY_LONG_WORLD, **_DISTANT}, 40,
-                                      batch_size=64, note=_FEWER),
+                                      batch_size=64, note=_FEWER, grids=_HISAC_DEFAULTS_ONLY),
     "ml-1m_L200": Block("ml-1m", "ratings", 200, targets_per_user=30, codebook=(16, 8)),
     # HiSAC's routing temperature chosen on this block's validation split among the fine world's choice
     # (0.05 x the level-1 error; items keep 89% of their weight in their own leaf here), 0.25 (46%), 1.0
