@@ -10,6 +10,7 @@ from tfrs_seqcompress import registry
 from tfrs_seqcompress.data import history, synthetic
 from tfrs_seqcompress.hisac.codebook import CodebookError, fit_residual_kmeans
 from tfrs_seqcompress.layers import base, hisac
+from tfrs_seqcompress.layers.attention import masked_softmax
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,66 @@ def test_soft_routing_reconstructs_the_history_better_than_hard_assignment(plant
     hard = hisac.SoftRoutingAttention(temperature=1e-4)
     assert (_reconstruction_error(soft, semantic, mask, prototypes, agent_mask)
             < 0.97 * _reconstruction_error(hard, semantic, mask, prototypes, agent_mask))
+
+
+def _routing_inputs(batch=3, length=13, agents=5, semantic_dim=4, dim=6, seed=0):
+    """Random routing inputs; the last row has no live agent (and so routes nothing)."""
+    rng = np.random.default_rng(seed)
+    agent_mask = rng.random((batch, agents)) > 0.4
+    agent_mask[-1] = False
+    return (tf.constant(rng.normal(size=(batch, length, semantic_dim)), tf.float32),
+            tf.Variable(rng.normal(size=(batch, length, dim)).astype(np.float32)),
+            tf.constant(rng.random((batch, length)) > 0.3),
+            tf.constant(rng.normal(size=(batch, agents, semantic_dim)), tf.float32), tf.constant(agent_mask))
+
+
+def _routed_by_the_definition(semantic, values, mask, prototypes, agent_mask, temperature):
+    """The paper's soft routing written out whole: a softmax over live agents of -||s - p||^2 / T."""
+    live = agent_mask[:, None, :] & mask[:, :, None]
+    weights = masked_softmax(-hisac.squared_distances(semantic, prototypes) / temperature, live)
+    totals = tf.reduce_sum(weights, axis=1)
+    return tf.math.divide_no_nan(tf.einsum("blk,bld->bkd", weights, values), totals[..., None]), totals
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 13, 512])
+@pytest.mark.parametrize("temperature", [0.01, 1.0])
+def test_chunked_routing_and_its_gradient_are_the_routing_of_the_whole_history(chunk_size, temperature):
+    semantic, values, mask, prototypes, agent_mask = _routing_inputs()
+    routing = hisac.SoftRoutingAttention(temperature, chunk_size=chunk_size)
+
+    @tf.function
+    def routed_and_gradient(route):
+        with tf.GradientTape() as tape:
+            vectors, totals = route(semantic, values, mask, prototypes, agent_mask)
+            loss = tf.reduce_sum(tf.sin(3.0 * vectors)) + tf.reduce_sum(totals)
+        return vectors, totals, tape.gradient(loss, values)
+
+    expected = routed_and_gradient(lambda *inputs: _routed_by_the_definition(*inputs, temperature))
+    for got, want in zip(routed_and_gradient(routing.route), expected):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-5)
+    assert not np.any(expected[0].numpy()[-1]), "a row without live agents routes nothing"
+
+
+def test_routing_gives_no_gradient_to_the_frozen_semantic_space():
+    semantic, values, mask, prototypes, agent_mask = _routing_inputs()
+    semantic, prototypes = tf.Variable(semantic), tf.Variable(prototypes)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(hisac.SoftRoutingAttention(0.5, chunk_size=4)(semantic, values, mask, prototypes,
+                                                                           agent_mask))
+    assert tape.gradient(loss, [semantic, prototypes]) == [None, None]
+
+
+def test_routing_an_empty_history_gives_zero_agents():
+    semantic, values, mask, prototypes, agent_mask = _routing_inputs(length=0)
+    vectors = hisac.SoftRoutingAttention(0.5, chunk_size=4)(semantic, values, mask, prototypes, agent_mask)
+    assert vectors.shape == (3, 5, 6) and not np.any(vectors.numpy())
+
+
+def test_routing_chunk_size_is_checked_and_kept_in_the_config():
+    with pytest.raises(ValueError, match="chunk_size must be a whole number of events >= 1, got 0"):
+        hisac.SoftRoutingAttention(chunk_size=0)
+    config = hisac.SoftRoutingAttention(0.5, chunk_size=64).get_config()
+    assert hisac.SoftRoutingAttention.from_config(config).chunk_size == 64
 
 
 def _encoder_inputs(semantic_ids, item_ids, mask, dim=6, seed=0):

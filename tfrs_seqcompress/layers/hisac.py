@@ -203,6 +203,8 @@ def squared_distances(points: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
 
 
 STATISTIC_BUCKETS = 16
+# Events SoftRoutingAttention routes at a time: 32 MB of routing weights at B = 64, K = 256.
+ROUTING_CHUNK_SIZE = 512
 # A codebook whose items sit exactly on their codewords (error 0) routes as hard assignment.
 MIN_TEMPERATURE = 1e-6
 
@@ -283,24 +285,44 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
     vector is the routing-weighted mean of *all* events' ranking embeddings ``v``. A lower
     temperature approaches hard assignment. Padded or unknown events are routed nowhere.
 
+    The routing runs over ``chunk_size`` events at a time, forward and backward, so the whole
+    ``[B, L, K]`` routing weights never exist at once (655 MB at B = 64, L = 10,000, K = 256):
+    memory grows with the chunk, not with L. Only the ranking values get a gradient: the
+    semantic vectors and the prototypes are the frozen semantic space's.
+
     Attributes:
       temperature: the routing softmax temperature (> 0).
+      chunk_size: events routed at a time (the result does not depend on it).
 
     ``call(semantic [B, L, ds], values [B, L, D], mask [B, L], prototypes [B, K, ds],
     agent_mask [B, K]) -> agent_vectors [B, K, D]`` (zeros for an agent nothing is routed to).
+
+    Example::
+
+        routing = SoftRoutingAttention(temperature=0.1)
+        agent_vectors = routing(semantic, values, mask, prototypes, agent_mask)   # [B, K, D]
     """
 
-    def __init__(self, temperature: float = 1.0, **kwargs):
+    def __init__(self, temperature: float = 1.0, chunk_size: int = ROUTING_CHUNK_SIZE, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(temperature, (int, float, np.floating)) or not np.isfinite(temperature) or temperature <= 0:
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
-        self.temperature = float(temperature)
+        if not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a whole number of events >= 1, got {chunk_size!r}.")
+        self.temperature, self.chunk_size = float(temperature), int(chunk_size)
 
     def routing_weights(self, semantic, mask, prototypes, agent_mask) -> tf.Tensor:
-        """``[B, L, K]``: each real event's distribution over the live agents."""
-        distances = squared_distances(semantic, prototypes)
-        live = tf.cast(agent_mask, tf.bool)[:, None, :] & tf.cast(mask, tf.bool)[:, :, None]
-        return masked_softmax(-distances / self.temperature, live)
+        """``[B, L, K]``: each real event's distribution over the live agents.
+
+        The logits are ``-||s - p||^2 / temperature`` less the event's own ``||s||^2 / temperature``,
+        which a softmax over the agents ignores: ``(2 s.p - ||p||^2) / temperature``, one matmul and
+        one add per weight (this is the hot loop of HiSAC at long L)."""
+        live = tf.cast(agent_mask, tf.bool)
+        offsets = tf.where(live, -tf.reduce_sum(tf.square(prototypes), axis=-1) / self.temperature,
+                           prototypes.dtype.min)                                           # [B, K]
+        logits = tf.einsum("bld,bkd->blk", semantic, prototypes * (2.0 / self.temperature)) + offsets[:, None, :]
+        routed = tf.cast(mask, tf.bool) & tf.reduce_any(live, axis=-1, keepdims=True)       # [B, L]
+        return tf.nn.softmax(logits, axis=-1) * tf.cast(routed, logits.dtype)[..., None]
 
     def call(self, semantic, values, mask, prototypes, agent_mask) -> tf.Tensor:
         return self.route(semantic, values, mask, prototypes, agent_mask)[0]
@@ -308,12 +330,53 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
     def route(self, semantic, values, mask, prototypes, agent_mask) -> tuple[tf.Tensor, tf.Tensor]:
         """``(agent_vectors [B, K, D], routed_mass [B, K])``: the mass is the number of events an
         agent received (the sum of their routing weights), what the routed mean hides."""
-        routing = self.routing_weights(semantic, mask, prototypes, agent_mask)
-        totals = tf.reduce_sum(routing, axis=1)                                              # [B, K]
-        return tf.math.divide_no_nan(tf.einsum("blk,bld->bkd", routing, values), totals[..., None]), totals
+        sums, totals = self._routed_sums(tf.stop_gradient(semantic), values, tf.cast(mask, tf.bool),
+                                         tf.stop_gradient(prototypes), agent_mask)
+        return tf.math.divide_no_nan(sums, totals[..., None]), totals
+
+    def _routed_sums(self, semantic, values, mask, prototypes, agent_mask) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(sum_l w_lk v_l [B, K, D], sum_l w_lk [B, K])`` chunk by chunk; the gradient to
+        ``values`` recomputes each chunk's weights instead of keeping them."""
+        chunk, length = self.chunk_size, tf.shape(values)[1]
+        chunks = (length + chunk - 1) // chunk
+        padding = chunks * chunk - length
+        semantic = tf.pad(semantic, [[0, 0], [0, padding], [0, 0]])
+        mask = tf.pad(mask, [[0, 0], [0, padding]], constant_values=False)
+
+        def weights(i):                                                                    # [B, chunk, K]
+            return self.routing_weights(semantic[:, i * chunk:(i + 1) * chunk], mask[:, i * chunk:(i + 1) * chunk],
+                                        prototypes, agent_mask)
+
+        def over_chunks(body, start):
+            return tf.while_loop(lambda i, *_: i < chunks, body, (tf.constant(0), *start), parallel_iterations=1)[1:]
+
+        @tf.custom_gradient
+        def sums_of(values):
+            padded = tf.pad(values, [[0, 0], [0, padding], [0, 0]])
+            totals = tf.zeros(tf.shape(agent_mask), values.dtype)                         # [B, K]
+            sums = tf.zeros(tf.concat([tf.shape(agent_mask), tf.shape(values)[2:]], axis=0), values.dtype)
+
+            def add_chunk(i, sums, totals):
+                w = weights(i)
+                return (i + 1, sums + tf.einsum("blk,bld->bkd", w, padded[:, i * chunk:(i + 1) * chunk]),
+                        totals + tf.reduce_sum(w, axis=1))
+
+            sums, totals = over_chunks(add_chunk, (sums, totals))
+
+            def gradient(d_sums, d_totals):   # the totals do not depend on the values
+                def value_gradient(i, parts):
+                    return i + 1, parts.write(i, tf.einsum("blk,bkd->bld", weights(i), d_sums))
+
+                parts, = over_chunks(value_gradient, (tf.TensorArray(values.dtype, size=chunks),))
+                d_padded = tf.reshape(tf.transpose(parts.stack(), [1, 0, 2, 3]), tf.shape(padded))
+                return d_padded[:, :length]
+
+            return (sums, totals), gradient
+
+        return sums_of(values)
 
     def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature}
+        return {**super().get_config(), "temperature": self.temperature, "chunk_size": self.chunk_size}
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
