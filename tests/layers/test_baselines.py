@@ -84,6 +84,35 @@ def test_sim_hard_equals_din_over_the_candidates_category_only():
     np.testing.assert_allclose(sim_out, din(restricted).numpy(), atol=1e-6)
 
 
+def test_sim_hard_attends_over_the_retrieved_events_only_in_history_order():
+    inputs = make_inputs()
+    sim = layers.SimHardEncoder()
+    searched = sim.restrict_mask(inputs, inputs[base.HISTORY_MASK]).numpy()
+    positions = np.arange(L, dtype=np.float32)[None, :, None] * np.ones((B, L, 1), np.float32)
+    retrieved, mask = sim.attended_events(tf.constant(positions), tf.constant(searched))
+    assert retrieved.shape == (B, searched.sum(axis=1).max(), 1)
+    for row in range(B):
+        np.testing.assert_array_equal(retrieved.numpy()[row, :, 0][mask.numpy()[row]], np.flatnonzero(searched[row]))
+
+
+def test_sim_hard_gradient_is_din_over_the_category_and_a_batch_without_matches_gives_zeros():
+    inputs = make_inputs()
+    sim, din = layers.SimHardEncoder(), layers.DINEncoder()
+    sim(inputs), din(inputs)
+    din.attention.set_weights(sim.attention.get_weights())
+    same_category = (inputs[base.HISTORY_CATEGORY].numpy() == inputs[base.CANDIDATE_CATEGORY].numpy()[:, None])
+    restricted = {**inputs, base.HISTORY_MASK: tf.constant(inputs[base.HISTORY_MASK].numpy() & same_category)}
+    gradients = []
+    for encoder, encoder_inputs in ((sim, inputs), (din, restricted)):
+        history = tf.Variable(encoder_inputs[base.HISTORY_EMBEDDINGS])
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.sin(encoder({**encoder_inputs, base.HISTORY_EMBEDDINGS: history})))
+        gradients.append(tape.gradient(loss, history).numpy())
+    np.testing.assert_allclose(*gradients, atol=1e-6)
+    nothing = {**inputs, base.CANDIDATE_CATEGORY: tf.constant([9, 9, 9, 9], tf.int64)}
+    assert not np.any(sim(nothing).numpy())
+
+
 @pytest.mark.parametrize("encoder", ENCODERS, ids=lambda e: f"{type(e).__name__}-{getattr(e, 'last_n', '')}")
 def test_serialization_round_trip(encoder, tmp_path):
     helpers.assert_layer_roundtrip(encoder, make_inputs(), tmp_path)

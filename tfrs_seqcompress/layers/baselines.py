@@ -62,11 +62,16 @@ class DINEncoder(base.HistoryEncoder):
         history, mask = inputs[base.HISTORY_EMBEDDINGS], inputs[base.HISTORY_MASK]
         if self.last_n is not None:
             history, mask = history[:, -self.last_n:], mask[:, -self.last_n:]
-        return self.attention(history, self.restrict_mask(inputs, mask), inputs[base.CANDIDATE_EMBEDDING])
+        history, mask = self.attended_events(history, self.restrict_mask(inputs, mask))
+        return self.attention(history, mask, inputs[base.CANDIDATE_EMBEDDING])
 
     def restrict_mask(self, inputs: Mapping[str, tf.Tensor], mask: tf.Tensor) -> tf.Tensor:
         """Which events may be attended to; all real ones here, subclasses narrow it."""
         return tf.cast(mask, tf.bool)
+
+    def attended_events(self, history: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The ``[B, L', D]`` events the attention runs over and their ``[B, L']`` mask: all L here."""
+        return history, mask
 
     def get_config(self):
         return {**super().get_config(), "last_n": self.last_n, "hidden_units": list(self.hidden_units)}
@@ -89,3 +94,11 @@ class SimHardEncoder(DINEncoder):
             categories = categories[:, -self.last_n:]
         candidate = tf.cast(inputs[base.CANDIDATE_CATEGORY], categories.dtype)
         return tf.logical_and(tf.cast(mask, tf.bool), tf.equal(categories, candidate[:, None]))
+
+    def attended_events(self, history: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """What the search retrieved, in history order, moved to the front and cut at the batch's
+        largest count ``M``: ``[B, M, D]``, ``[B, M]``. The attention is the same as over the masked
+        history; its cost grows with the retrieved events, not with L, as SIM's does."""
+        count = tf.reduce_max(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1))
+        retrieved_first = tf.argsort(tf.cast(tf.logical_not(mask), tf.int32), axis=1, stable=True)[:, :count]
+        return tf.gather(history, retrieved_first, batch_dims=1), tf.gather(mask, retrieved_first, batch_dims=1)
