@@ -123,18 +123,20 @@ def _routed_by_the_definition(semantic, values, mask, prototypes, agent_mask, te
 
 
 @pytest.mark.parametrize("chunk_size", [1, 4, 13, 512])
-@pytest.mark.parametrize("temperature", [0.01, 1.0])
-def test_chunked_routing_and_its_gradient_are_the_routing_of_the_whole_history(chunk_size, temperature):
+@pytest.mark.parametrize("temperature", [1e-4, 1.0])
+@pytest.mark.parametrize("compiled", [True, False], ids=["tf.function", "eager"])
+def test_chunked_routing_and_its_gradient_are_the_routing_of_the_whole_history(chunk_size, temperature, compiled):
     semantic, values, mask, prototypes, agent_mask = _routing_inputs()
     routing = hisac.SoftRoutingAttention(temperature, chunk_size=chunk_size)
 
-    @tf.function
     def routed_and_gradient(route):
         with tf.GradientTape() as tape:
             vectors, totals = route(semantic, values, mask, prototypes, agent_mask)
             loss = tf.reduce_sum(tf.sin(3.0 * vectors)) + tf.reduce_sum(totals)
         return vectors, totals, tape.gradient(loss, values)
 
+    if compiled:
+        routed_and_gradient = tf.function(routed_and_gradient)
     expected = routed_and_gradient(lambda *inputs: _routed_by_the_definition(*inputs, temperature))
     for got, want in zip(routed_and_gradient(routing.route), expected):
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2e-5)
@@ -150,10 +152,19 @@ def test_routing_gives_no_gradient_to_the_frozen_semantic_space():
     assert tape.gradient(loss, [semantic, prototypes]) == [None, None]
 
 
-def test_routing_an_empty_history_gives_zero_agents():
+@pytest.mark.parametrize("compiled", [True, False], ids=["tf.function", "eager"])
+def test_routing_an_empty_history_gives_zero_agents_and_an_empty_gradient(compiled):
     semantic, values, mask, prototypes, agent_mask = _routing_inputs(length=0)
-    vectors = hisac.SoftRoutingAttention(0.5, chunk_size=4)(semantic, values, mask, prototypes, agent_mask)
-    assert vectors.shape == (3, 5, 6) and not np.any(vectors.numpy())
+    routing = hisac.SoftRoutingAttention(0.5, chunk_size=4)
+
+    def routed_and_gradient():
+        with tf.GradientTape() as tape:
+            vectors = routing(semantic, values, mask, prototypes, agent_mask)
+            loss = tf.reduce_sum(vectors)
+        return vectors, tape.gradient(loss, values)
+
+    vectors, gradient = (tf.function(routed_and_gradient) if compiled else routed_and_gradient)()
+    assert vectors.shape == (3, 5, 6) and not np.any(vectors.numpy()) and gradient.shape == (3, 0, 6)
 
 
 def test_routing_chunk_size_is_checked_and_kept_in_the_config():

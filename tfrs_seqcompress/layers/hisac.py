@@ -292,7 +292,7 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
 
     Attributes:
       temperature: the routing softmax temperature (> 0).
-      chunk_size: events routed at a time (the result does not depend on it).
+      chunk_size: events routed at a time (the result does not depend on it, up to float rounding).
 
     ``call(semantic [B, L, ds], values [B, L, D], mask [B, L], prototypes [B, K, ds],
     agent_mask [B, K]) -> agent_vectors [B, K, D]`` (zeros for an agent nothing is routed to).
@@ -314,10 +314,12 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
     def routing_weights(self, semantic, mask, prototypes, agent_mask) -> tf.Tensor:
         """``[B, L, K]``: each real event's distribution over the live agents.
 
-        The logits are ``-||s - p||^2 / temperature`` less the event's own ``||s||^2 / temperature``,
+        The logits are ``-||s - p||^2 / temperature`` plus the event's own ``||s||^2 / temperature``,
         which a softmax over the agents ignores: ``(2 s.p - ||p||^2) / temperature``, one matmul and
-        one add per weight (this is the hot loop of HiSAC at long L)."""
+        one add per weight (this is the hot loop of HiSAC at long L). A dead agent's logit is the
+        dtype's lowest (its prototype zeroed first, whatever it held)."""
         live = tf.cast(agent_mask, tf.bool)
+        prototypes = tf.where(live[..., None], prototypes, tf.zeros_like(prototypes))
         offsets = tf.where(live, -tf.reduce_sum(tf.square(prototypes), axis=-1) / self.temperature,
                            prototypes.dtype.min)                                           # [B, K]
         logits = tf.einsum("bld,bkd->blk", semantic, prototypes * (2.0 / self.temperature)) + offsets[:, None, :]
@@ -337,39 +339,37 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
     def _routed_sums(self, semantic, values, mask, prototypes, agent_mask) -> tuple[tf.Tensor, tf.Tensor]:
         """``(sum_l w_lk v_l [B, K, D], sum_l w_lk [B, K])`` chunk by chunk; the gradient to
         ``values`` recomputes each chunk's weights instead of keeping them."""
-        chunk, length = self.chunk_size, tf.shape(values)[1]
-        chunks = (length + chunk - 1) // chunk
-        padding = chunks * chunk - length
-        semantic = tf.pad(semantic, [[0, 0], [0, padding], [0, 0]])
-        mask = tf.pad(mask, [[0, 0], [0, padding]], constant_values=False)
+        chunk = self.chunk_size
+        chunks = tf.maximum((tf.shape(values)[1] + chunk - 1) // chunk, 1)   # an empty history: one empty chunk
+
+        def part(tensor, i):   # the last chunk may be shorter
+            return tensor[:, i * chunk:(i + 1) * chunk]
 
         def weights(i):                                                                    # [B, chunk, K]
-            return self.routing_weights(semantic[:, i * chunk:(i + 1) * chunk], mask[:, i * chunk:(i + 1) * chunk],
-                                        prototypes, agent_mask)
+            return self.routing_weights(part(semantic, i), part(mask, i), prototypes, agent_mask)
 
         def over_chunks(body, start):
             return tf.while_loop(lambda i, *_: i < chunks, body, (tf.constant(0), *start), parallel_iterations=1)[1:]
 
         @tf.custom_gradient
         def sums_of(values):
-            padded = tf.pad(values, [[0, 0], [0, padding], [0, 0]])
+            kept_by_no_tape = tf.stop_gradient(values)   # eager tapes too: the gradient recomputes the weights
             totals = tf.zeros(tf.shape(agent_mask), values.dtype)                         # [B, K]
             sums = tf.zeros(tf.concat([tf.shape(agent_mask), tf.shape(values)[2:]], axis=0), values.dtype)
 
             def add_chunk(i, sums, totals):
                 w = weights(i)
-                return (i + 1, sums + tf.einsum("blk,bld->bkd", w, padded[:, i * chunk:(i + 1) * chunk]),
+                return (i + 1, sums + tf.einsum("blk,bld->bkd", w, part(kept_by_no_tape, i)),
                         totals + tf.reduce_sum(w, axis=1))
 
             sums, totals = over_chunks(add_chunk, (sums, totals))
 
             def gradient(d_sums, d_totals):   # the totals do not depend on the values
                 def value_gradient(i, parts):
-                    return i + 1, parts.write(i, tf.einsum("blk,bkd->bld", weights(i), d_sums))
+                    return i + 1, parts.write(i, tf.einsum("blk,bkd->lbd", weights(i), d_sums))
 
-                parts, = over_chunks(value_gradient, (tf.TensorArray(values.dtype, size=chunks),))
-                d_padded = tf.reshape(tf.transpose(parts.stack(), [1, 0, 2, 3]), tf.shape(padded))
-                return d_padded[:, :length]
+                parts, = over_chunks(value_gradient, (tf.TensorArray(values.dtype, size=chunks, infer_shape=False),))
+                return tf.transpose(parts.concat(), [1, 0, 2])                           # [B, L, D]
 
             return (sums, totals), gradient
 
