@@ -1,5 +1,6 @@
 """masked_softmax and DIN target attention against NumPy references."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests import helpers
@@ -58,3 +59,45 @@ def test_a_prior_multiplies_the_attention_weights():
     expected = plain * prior / (plain * prior).sum(-1, keepdims=True)  # weights ∝ prior * exp(score)
     np.testing.assert_allclose(weighted, expected, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(weighted[1], plain[1], rtol=1e-5)  # a uniform prior changes nothing
+
+
+def _chunked_and_whole(chunk_size, length=37, dim=8, seed=0):
+    rng = np.random.default_rng(seed)
+    history = tf.Variable(rng.normal(size=(3, length, dim)).astype(np.float32))
+    candidate = tf.Variable(rng.normal(size=(3, dim)).astype(np.float32))
+    mask = tf.constant(rng.random((3, length)) > 0.3)
+    whole, chunked = attention.TargetAttention(chunk_size=10_000), attention.TargetAttention(chunk_size=chunk_size)
+    whole(history, mask, candidate), chunked(history, mask, candidate)
+    chunked.set_weights(whole.get_weights())
+    return history, mask, candidate, whole, chunked
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["tf.function", "eager"])
+@pytest.mark.parametrize("chunk_size", [1, 5, 36])
+def test_a_long_history_is_scored_in_chunks_with_the_same_output_and_gradients(chunk_size, compiled):
+    history, mask, candidate, whole, chunked = _chunked_and_whole(chunk_size)
+
+    def output_and_gradients(layer):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.sin(3.0 * layer(history, mask, candidate)))
+        return [loss, *tape.gradient(loss, [history, candidate, *layer.trainable_variables])]
+
+    if compiled:
+        output_and_gradients = tf.function(output_and_gradients)
+    for got, want in zip(output_and_gradients(chunked), output_and_gradients(whole)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
+
+
+def test_a_history_of_unknown_or_zero_length_is_scored_in_chunks():
+    history, mask, candidate, whole, chunked = _chunked_and_whole(5)
+    spec = [tf.TensorSpec([None, None, 8]), tf.TensorSpec([None, None], tf.bool), tf.TensorSpec([None, 8])]
+    unknown_length = tf.function(chunked.call, input_signature=spec)
+    np.testing.assert_allclose(unknown_length(history, mask, candidate).numpy(),
+                               whole(history, mask, candidate).numpy(), atol=1e-5)
+    assert not np.any(unknown_length(history[:, :0], mask[:, :0], candidate).numpy())
+
+
+def test_chunk_size_is_checked_and_kept_in_the_config():
+    with pytest.raises(ValueError, match="chunk_size must be a whole number of events >= 1, got 0"):
+        attention.TargetAttention(chunk_size=0)
+    assert attention.TargetAttention.from_config(attention.TargetAttention(chunk_size=7).get_config()).chunk_size == 7

@@ -10,6 +10,8 @@ import tensorflow as tf
 
 _MASKED_SCORE = -1e9
 _MIN_PRIOR = 1e-9
+# History events TargetAttention's MLP scores at a time in a longer history: [B, 1024, 4D] pairs.
+SCORING_CHUNK_SIZE = 1024
 
 
 def masked_softmax(scores: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -40,12 +42,17 @@ class TargetAttention(tf.keras.layers.Layer):
     Attributes:
       hidden_units: sizes of the scoring MLP's hidden layers.
       activation: their activation.
+      chunk_size: a longer history is scored this many events at a time (``scores``); the
+        result does not depend on it, up to float rounding.
     """
 
-    def __init__(self, hidden_units: Sequence[int] = (64, 32), activation: str = "relu", **kwargs):
+    def __init__(self, hidden_units: Sequence[int] = (64, 32), activation: str = "relu",
+                 chunk_size: int = SCORING_CHUNK_SIZE, **kwargs):
         super().__init__(**kwargs)
+        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a whole number of events >= 1, got {chunk_size!r}.")
         self.hidden_units = tuple(hidden_units)
-        self.activation = activation
+        self.activation, self.chunk_size = activation, chunk_size
         self._scorer = tf.keras.Sequential(
             [tf.keras.layers.Dense(units, activation=activation) for units in self.hidden_units]
             + [tf.keras.layers.Dense(1)])
@@ -63,12 +70,68 @@ class TargetAttention(tf.keras.layers.Layer):
 
         With a ``prior`` the weights are ``prior * exp(score)``, renormalised: an untrained scorer
         starts from the prior's weighted mean (e.g. HiSAC's agents weighted by their votes)."""
-        candidate = tf.broadcast_to(candidate[:, None, :], tf.shape(history))
-        pairs = tf.concat([history, candidate, history - candidate, history * candidate], axis=-1)
-        scores = tf.squeeze(self._scorer(pairs), axis=-1)
+        scores = self.scores(history, candidate)
         if prior is not None:
             scores += tf.math.log(tf.maximum(tf.cast(prior, scores.dtype), _MIN_PRIOR))
         return masked_softmax(scores, mask)
 
+    def scores(self, history: tf.Tensor, candidate: tf.Tensor) -> tf.Tensor:
+        """``[B, L]`` MLP scores. A history longer than ``chunk_size`` (or of unknown length) is
+        scored ``chunk_size`` events at a time and the gradient recomputes each chunk's MLP, so the
+        ``[B, L, 4D]`` pairs and the MLP's activations never exist whole."""
+        if history.shape[1] is not None and history.shape[1] <= self.chunk_size:
+            return self._pair_scores(history, candidate)
+        if not self._scorer.built:   # no variable may be created inside the loop
+            self._scorer.build(tf.TensorShape([None, None, 4 * history.shape[-1]]))
+        # The MLP's variables enter as tensors, so the loops below read no variable (a while loop
+        # cannot hand a variable's gradient out of a custom gradient).
+        parameters = [tf.convert_to_tensor(weight) for dense in self._scorer.layers for weight in (dense.kernel, dense.bias)]
+        return self._chunked_scores(history, candidate, *parameters)
+
+    def _pair_scores(self, history: tf.Tensor, candidate: tf.Tensor, *parameters: tf.Tensor) -> tf.Tensor:
+        """The MLP's scores of ``[B, L, D]`` events; with ``parameters`` (kernel, bias per layer) it
+        runs on those tensors instead of the layers' variables."""
+        candidate = tf.broadcast_to(candidate[:, None, :], tf.shape(history))
+        pairs = tf.concat([history, candidate, history - candidate, history * candidate], axis=-1)
+        if not parameters:
+            return tf.squeeze(self._scorer(pairs), axis=-1)
+        for dense, kernel, bias in zip(self._scorer.layers, parameters[::2], parameters[1::2]):
+            pairs = dense.activation(tf.tensordot(pairs, kernel, axes=1) + bias)
+        return tf.squeeze(pairs, axis=-1)
+
+    @tf.custom_gradient
+    def _chunked_scores(self, history: tf.Tensor, candidate: tf.Tensor, *parameters: tf.Tensor):
+        chunk = self.chunk_size
+        chunks = tf.maximum((tf.shape(history)[1] + chunk - 1) // chunk, 1)   # an empty history: one empty chunk
+
+        def part(tensor, i):   # the last chunk may be shorter
+            return tensor[:, i * chunk:(i + 1) * chunk]
+
+        def over_chunks(body, start):
+            return tf.while_loop(lambda i, *_: i < chunks, body, (tf.constant(0), *start), parallel_iterations=1)[1:]
+
+        def parts():
+            return tf.TensorArray(history.dtype, size=chunks, infer_shape=False)
+
+        inputs = [tf.stop_gradient(tensor) for tensor in (history, candidate, *parameters)]   # no tape keeps a chunk
+        scored, = over_chunks(lambda i, out: (i + 1, out.write(i, tf.transpose(
+            self._pair_scores(part(inputs[0], i), *inputs[1:])))), (parts(),))          # [chunk, B] each
+
+        def gradient(d_scores):
+            def chunk_gradient(i, d_history, *d_rest):
+                events = part(history, i)
+                with tf.GradientTape() as tape:
+                    tape.watch([events, candidate, *parameters])
+                    scores = self._pair_scores(events, candidate, *parameters)
+                grads = tape.gradient(scores, [events, candidate, *parameters], output_gradients=part(d_scores, i))
+                return (i + 1, d_history.write(i, tf.transpose(grads[0], [1, 0, 2])),
+                        *[total + grad for total, grad in zip(d_rest, grads[1:])])
+
+            d_history, *d_rest = over_chunks(chunk_gradient, (parts(), *[tf.zeros_like(t) for t in (candidate, *parameters)]))
+            return [tf.ensure_shape(tf.transpose(d_history.concat(), [1, 0, 2]), history.shape), *d_rest]
+
+        return tf.ensure_shape(tf.transpose(scored.concat()), history.shape[:2]), gradient
+
     def get_config(self):
-        return {**super().get_config(), "hidden_units": list(self.hidden_units), "activation": self.activation}
+        return {**super().get_config(), "hidden_units": list(self.hidden_units), "activation": self.activation,
+                "chunk_size": self.chunk_size}

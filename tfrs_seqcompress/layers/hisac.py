@@ -369,7 +369,7 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
                     return i + 1, parts.write(i, tf.einsum("blk,bkd->lbd", weights(i), d_sums))
 
                 parts, = over_chunks(value_gradient, (tf.TensorArray(values.dtype, size=chunks, infer_shape=False),))
-                return tf.transpose(parts.concat(), [1, 0, 2])                           # [B, L, D]
+                return tf.ensure_shape(tf.transpose(parts.concat(), [1, 0, 2]), values.shape)   # [B, L, D]
 
             return (sums, totals), gradient
 
