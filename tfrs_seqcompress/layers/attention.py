@@ -8,6 +8,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from tfrs_seqcompress.layers import chunks
+
 _MASKED_SCORE = -1e9
 _MIN_PRIOR = 1e-9
 # History events TargetAttention's MLP scores at a time in a longer history: [B, 1024, 4D] pairs.
@@ -101,36 +103,31 @@ class TargetAttention(tf.keras.layers.Layer):
 
     @tf.custom_gradient
     def _chunked_scores(self, history: tf.Tensor, candidate: tf.Tensor, *parameters: tf.Tensor):
-        chunk = self.chunk_size
-        chunks = tf.maximum((tf.shape(history)[1] + chunk - 1) // chunk, 1)   # an empty history: one empty chunk
-
-        def part(tensor, i):   # the last chunk may be shorter
-            return tensor[:, i * chunk:(i + 1) * chunk]
-
-        def over_chunks(body, start):
-            return tf.while_loop(lambda i, *_: i < chunks, body, (tf.constant(0), *start), parallel_iterations=1)[1:]
-
-        def parts():
-            return tf.TensorArray(history.dtype, size=chunks, infer_shape=False)
-
+        size = self.chunk_size
+        count = chunks.count(tf.shape(history)[1], size)
         inputs = [tf.stop_gradient(tensor) for tensor in (history, candidate, *parameters)]   # no tape keeps a chunk
-        scored, = over_chunks(lambda i, out: (i + 1, out.write(i, tf.transpose(
-            self._pair_scores(part(inputs[0], i), *inputs[1:])))), (parts(),))          # [chunk, B] each
+
+        def score_chunk(i, written):                                                       # [size, B] each
+            return i + 1, written.write(i, tf.transpose(self._pair_scores(chunks.take(inputs[0], i, size), *inputs[1:])))
+
+        written, = chunks.loop(count, score_chunk, (chunks.pieces(history.dtype, count),))
 
         def gradient(d_scores):
             def chunk_gradient(i, d_history, *d_rest):
-                events = part(history, i)
+                events = chunks.take(history, i, size)
                 with tf.GradientTape() as tape:
                     tape.watch([events, candidate, *parameters])
                     scores = self._pair_scores(events, candidate, *parameters)
-                grads = tape.gradient(scores, [events, candidate, *parameters], output_gradients=part(d_scores, i))
+                grads = tape.gradient(scores, [events, candidate, *parameters],
+                                      output_gradients=chunks.take(d_scores, i, size))
                 return (i + 1, d_history.write(i, tf.transpose(grads[0], [1, 0, 2])),
                         *[total + grad for total, grad in zip(d_rest, grads[1:])])
 
-            d_history, *d_rest = over_chunks(chunk_gradient, (parts(), *[tf.zeros_like(t) for t in (candidate, *parameters)]))
-            return [tf.ensure_shape(tf.transpose(d_history.concat(), [1, 0, 2]), history.shape), *d_rest]
+            d_history, *d_rest = chunks.loop(count, chunk_gradient, (chunks.pieces(history.dtype, count),
+                                                                     *[tf.zeros_like(t) for t in (candidate, *parameters)]))
+            return [chunks.joined(d_history, history.shape), *d_rest]
 
-        return tf.ensure_shape(tf.transpose(scored.concat()), history.shape[:2]), gradient
+        return chunks.joined(written, history.shape[:2]), gradient
 
     def get_config(self):
         return {**super().get_config(), "hidden_units": list(self.hidden_units), "activation": self.activation,

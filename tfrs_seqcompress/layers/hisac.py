@@ -32,6 +32,7 @@ import tensorflow as tf
 from tfrs_seqcompress import registry
 from tfrs_seqcompress.hisac.codebook import Codebook, CodebookError
 from tfrs_seqcompress.layers import base
+from tfrs_seqcompress.layers import chunks
 from tfrs_seqcompress.layers.attention import TargetAttention, masked_softmax
 
 
@@ -339,17 +340,12 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
     def _routed_sums(self, semantic, values, mask, prototypes, agent_mask) -> tuple[tf.Tensor, tf.Tensor]:
         """``(sum_l w_lk v_l [B, K, D], sum_l w_lk [B, K])`` chunk by chunk; the gradient to
         ``values`` recomputes each chunk's weights instead of keeping them."""
-        chunk = self.chunk_size
-        chunks = tf.maximum((tf.shape(values)[1] + chunk - 1) // chunk, 1)   # an empty history: one empty chunk
+        size = self.chunk_size
+        count = chunks.count(tf.shape(values)[1], size)
 
-        def part(tensor, i):   # the last chunk may be shorter
-            return tensor[:, i * chunk:(i + 1) * chunk]
-
-        def weights(i):                                                                    # [B, chunk, K]
-            return self.routing_weights(part(semantic, i), part(mask, i), prototypes, agent_mask)
-
-        def over_chunks(body, start):
-            return tf.while_loop(lambda i, *_: i < chunks, body, (tf.constant(0), *start), parallel_iterations=1)[1:]
+        def weights(i):                                                                    # [B, size, K]
+            return self.routing_weights(chunks.take(semantic, i, size), chunks.take(mask, i, size), prototypes,
+                                        agent_mask)
 
         @tf.custom_gradient
         def sums_of(values):
@@ -359,17 +355,17 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
 
             def add_chunk(i, sums, totals):
                 w = weights(i)
-                return (i + 1, sums + tf.einsum("blk,bld->bkd", w, part(kept_by_no_tape, i)),
+                return (i + 1, sums + tf.einsum("blk,bld->bkd", w, chunks.take(kept_by_no_tape, i, size)),
                         totals + tf.reduce_sum(w, axis=1))
 
-            sums, totals = over_chunks(add_chunk, (sums, totals))
+            sums, totals = chunks.loop(count, add_chunk, (sums, totals))
 
             def gradient(d_sums, d_totals):   # the totals do not depend on the values
-                def value_gradient(i, parts):
-                    return i + 1, parts.write(i, tf.einsum("blk,bkd->lbd", weights(i), d_sums))
+                def value_gradient(i, written):
+                    return i + 1, written.write(i, tf.einsum("blk,bkd->lbd", weights(i), d_sums))
 
-                parts, = over_chunks(value_gradient, (tf.TensorArray(values.dtype, size=chunks, infer_shape=False),))
-                return tf.ensure_shape(tf.transpose(parts.concat(), [1, 0, 2]), values.shape)   # [B, L, D]
+                written, = chunks.loop(count, value_gradient, (chunks.pieces(values.dtype, count),))
+                return chunks.joined(written, values.shape)                               # [B, L, D]
 
             return (sums, totals), gradient
 
