@@ -131,8 +131,10 @@ BLOCKS = {
     # takes longer than the base world's whole K study did at L = 1,000.
     "synthetic_base_L10000": Block("synthetic", "base", 10000, _VERY_LONG_WORLD, 40, batch_size=64, note=_FEWER,
                                    grids=_HISAC_DEFAULTS_ONLY),
+    # The fine world: the default temperature and the one its L = 1,000 block chose (0.05), chosen on validation.
     "synthetic_fine_L10000": Block("synthetic", "fine", 10000, {**_VERY_LONG_WORLD, **_FINE}, 40, batch_size=64,
-                                   note=_FEWER, grids=_HISAC_DEFAULTS_ONLY),
+                                   note=_FEWER, grids={"hisac": {"fanouts": ((32, 8),),
+                                                                 "temperature_scale": (0.25, 0.05)}}),
     "synthetic_distant_L10000": Block("synthetic", "distant", 10000, {**_VERY_LONG_WORLD, **_DISTANT}, 40,
                                       batch_size=64, note=_FEWER, grids=_HISAC_DEFAULTS_ONLY),
     "ml-1m_L200": Block("ml-1m", "ratings", 200, targets_per_user=30, codebook=(16, 8)),
