@@ -51,10 +51,8 @@ class TargetAttention(tf.keras.layers.Layer):
     def __init__(self, hidden_units: Sequence[int] = (64, 32), activation: str = "relu",
                  chunk_size: int = SCORING_CHUNK_SIZE, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a whole number of events >= 1, got {chunk_size!r}.")
         self.hidden_units = tuple(hidden_units)
-        self.activation, self.chunk_size = activation, chunk_size
+        self.activation, self.chunk_size = activation, chunks.checked_size(chunk_size)
         self._scorer = tf.keras.Sequential(
             [tf.keras.layers.Dense(units, activation=activation) for units in self.hidden_units]
             + [tf.keras.layers.Dense(1)])

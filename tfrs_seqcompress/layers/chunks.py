@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 import tensorflow as tf
+
+
+def checked_size(size) -> int:
+    """``size`` as an int, refused unless it is a whole number of events >= 1 (a layer's ``chunk_size``)."""
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"chunk_size must be a whole number of events >= 1, got {size!r}.")
+    return int(size)
 
 
 def count(length: tf.Tensor, size: int) -> tf.Tensor:

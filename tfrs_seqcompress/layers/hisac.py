@@ -308,9 +308,7 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         if not isinstance(temperature, (int, float, np.floating)) or not np.isfinite(temperature) or temperature <= 0:
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
-        if not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a whole number of events >= 1, got {chunk_size!r}.")
-        self.temperature, self.chunk_size = float(temperature), int(chunk_size)
+        self.temperature, self.chunk_size = float(temperature), chunks.checked_size(chunk_size)
 
     def routing_weights(self, semantic, mask, prototypes, agent_mask) -> tf.Tensor:
         """``[B, L, K]``: each real event's distribution over the live agents.
