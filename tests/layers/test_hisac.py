@@ -143,28 +143,43 @@ def test_chunked_routing_and_its_gradient_are_the_routing_of_the_whole_history(c
     assert not np.any(expected[0].numpy()[-1]), "a row without live agents routes nothing"
 
 
-def test_routing_gives_no_gradient_to_the_frozen_semantic_space():
+@pytest.mark.parametrize("chunk_size", [4, 512], ids=["chunked", "one piece"])
+def test_routing_gives_no_gradient_to_the_frozen_semantic_space(chunk_size):
     semantic, values, mask, prototypes, agent_mask = _routing_inputs()
     semantic, prototypes = tf.Variable(semantic), tf.Variable(prototypes)
     with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(hisac.SoftRoutingAttention(0.5, chunk_size=4)(semantic, values, mask, prototypes,
-                                                                           agent_mask))
+        loss = tf.reduce_sum(hisac.SoftRoutingAttention(0.5, chunk_size=chunk_size)(semantic, values, mask,
+                                                                                    prototypes, agent_mask))
     assert tape.gradient(loss, [semantic, prototypes]) == [None, None]
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["tf.function", "eager"])
-def test_routing_an_empty_history_gives_zero_agents_and_an_empty_gradient(compiled):
+@pytest.mark.parametrize("length_known", [True, False], ids=["one piece", "chunked (unknown length)"])
+def test_routing_an_empty_history_gives_zero_agents_and_an_empty_gradient(length_known):
     semantic, values, mask, prototypes, agent_mask = _routing_inputs(length=0)
     routing = hisac.SoftRoutingAttention(0.5, chunk_size=4)
 
-    def routed_and_gradient():
+    def routed_and_gradient(semantic, values, mask):
         with tf.GradientTape() as tape:
+            tape.watch(values)
             vectors = routing(semantic, values, mask, prototypes, agent_mask)
             loss = tf.reduce_sum(vectors)
         return vectors, tape.gradient(loss, values)
 
-    vectors, gradient = (tf.function(routed_and_gradient) if compiled else routed_and_gradient)()
+    if not length_known:
+        routed_and_gradient = tf.function(routed_and_gradient, input_signature=[
+            tf.TensorSpec([3, None, 4]), tf.TensorSpec([3, None, 6]), tf.TensorSpec([3, None], tf.bool)])
+    vectors, gradient = routed_and_gradient(semantic, tf.convert_to_tensor(values), mask)
     assert vectors.shape == (3, 5, 6) and not np.any(vectors.numpy()) and gradient.shape == (3, 0, 6)
+
+
+@pytest.mark.parametrize("length, loops", [(4, False), (5, True), (None, True)])
+def test_routing_loops_over_chunks_only_when_the_history_may_not_fit_in_one(length, loops):
+    routing = hisac.SoftRoutingAttention(0.5, chunk_size=4)
+    routed = tf.function(routing.call).get_concrete_function(
+        tf.TensorSpec([2, length, 3]), tf.TensorSpec([2, length, 6]), tf.TensorSpec([2, length], tf.bool),
+        tf.TensorSpec([2, 5, 3]), tf.TensorSpec([2, 5], tf.bool))
+    op_types = {op.type for op in routed.graph.get_operations()}
+    assert ("While" in op_types or "StatelessWhile" in op_types) == loops
 
 
 def test_routing_chunk_size_is_checked_and_kept_in_the_config():

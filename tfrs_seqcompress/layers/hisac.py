@@ -286,9 +286,9 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
     vector is the routing-weighted mean of *all* events' ranking embeddings ``v``. A lower
     temperature approaches hard assignment. Padded or unknown events are routed nowhere.
 
-    The routing runs over ``chunk_size`` events at a time, forward and backward, so the whole
-    ``[B, L, K]`` routing weights never exist at once (655 MB at B = 64, L = 10,000, K = 256):
-    memory grows with the chunk, not with L. Only the ranking values get a gradient: the
+    A history longer than ``chunk_size`` (or of unknown length) is routed ``chunk_size`` events at
+    a time, forward and backward, so the whole ``[B, L, K]`` routing weights never exist at once
+    (655 MB at B = 64, L = 10,000, K = 256): memory grows with the chunk, not with L. Only the ranking values get a gradient: the
     semantic vectors and the prototypes are the frozen semantic space's.
 
     Attributes:
@@ -337,7 +337,11 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
 
     def _routed_sums(self, semantic, values, mask, prototypes, agent_mask) -> tuple[tf.Tensor, tf.Tensor]:
         """``(sum_l w_lk v_l [B, K, D], sum_l w_lk [B, K])`` chunk by chunk; the gradient to
-        ``values`` recomputes each chunk's weights instead of keeping them."""
+        ``values`` recomputes each chunk's weights instead of keeping them. A history whose static
+        length fits in one chunk is routed in one piece, with no loop."""
+        if values.shape[1] is not None and values.shape[1] <= self.chunk_size:
+            w = self.routing_weights(semantic, mask, prototypes, agent_mask)              # [B, L, K]
+            return tf.einsum("blk,bld->bkd", w, values), tf.reduce_sum(w, axis=1)
         size = self.chunk_size
         count = chunks.count(tf.shape(values)[1], size)
 
