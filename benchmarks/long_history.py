@@ -171,7 +171,8 @@ class Row:
 # HiSAC's routing temperature where a block does not choose it (_hisac_family): a quarter of the
 # codebook's level-1 error, the better of the two scales tried on the validation split of
 # synthetic_base_L1000 (0.8410 vs 0.8401 at the full error, K = 128, seed 0), which the base blocks'
-# recorded runs used. The fine world's study since chose 0.05 (the library's default now).
+# recorded runs used. The fine world's study since chose 0.05; the library's default stays 0.25, the
+# scale of least total regret over the blocks that chose (docs/benchmarks.md).
 _HISAC = {"temperature_scale": 0.25}
 _K_LARGE = {"fanouts": ((16, 8), (32, 8))}   # K = 128, 256
 ROWS = {
