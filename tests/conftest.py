@@ -18,7 +18,7 @@ SLOW_TESTS = ("e2e/test_pipeline.py", "e2e/test_pipeline_composed.py", "e2e/test
               "e2e/test_pipeline_raw_ids.py",
               "faults/test_killed_pipeline.py", "test_examples.py", "test_long_history.py",
               "faults/test_determinism.py", "test_export_every_model.py", "pipelines/test_distributed_training.py",
-              "pipelines/test_kubeflow_v2_spec.py", "test_beam_runners.py", "e2e/")
+              "pipelines/test_kubeflow_v2_spec.py", "test_beam_runners.py", "test_memory_profile.py", "e2e/")
 
 
 def pytest_configure(config):
