@@ -4,8 +4,8 @@ Writes ``benchmarks/results/summary.md`` and replaces the section of ``docs/benc
 ``<!-- benchmark-results:begin -->`` and ``<!-- benchmark-results:end -->`` with the same text:
 quality per dataset (AUC / GAUC / LogLoss mean ± std over seeds, long-tail AUC, with the run's
 cost columns), serving latency per encoder vs history length with its ratio to DIN-full measured
-in the same run, codebook fit vs scikit-learn, the pipeline's wall time, and the hot-path
-before/after. A file that is missing is listed as such. The long-history blocks
+in the same run, codebook fit vs scikit-learn, the pipeline's wall time, the hot-path
+before/after, and a long-history run's peak memory by phase. A file that is missing is listed as such. The long-history blocks
 (``long_history.json``) go between ``<!-- long-history-results:begin/end -->`` of the same page.
 
     python -m benchmarks.report                # also the last step of benchmarks.suite
@@ -160,6 +160,17 @@ def hot_path_table(report: dict) -> str:
                  rows)
 
 
+def memory_profile_table(report: dict) -> str:
+    def cell(run: dict, phase: str) -> str:
+        return f"{run[phase]['peak_mb']:,.0f} ({run[phase]['held_after_mb']:,.0f})"
+
+    rows = [[key, cell(run, "runtime"), cell(run, "data"), " / ".join(f"{mb:,.0f}" for mb in run["fit_rounds_mb"]),
+             cell(run, "predict"), cell(run, "serving")] for key, run in report["runs"].items()]
+    return table(f"**Peak memory by phase** (`memory_profile.json`, block {report['block']}, one fresh process per "
+                 f"row; MB of RSS: the phase's peak (held after it); fit: the peak of each round of {report['steps']} "
+                 f"steps)", ["encoder", "runtime", "data", "fit rounds", "predict", "serving"], rows)
+
+
 def render(results_dir: pathlib.Path = RESULTS_DIR, not_run: dict | None = None) -> str:
     """The whole results section as Markdown."""
     sections, missing = [], []
@@ -177,7 +188,8 @@ def render(results_dir: pathlib.Path = RESULTS_DIR, not_run: dict | None = None)
         add(stem, lambda report, stem=stem: quality_table(stem, report, not_run or {}))
     sections.append(studies_table(results_dir))
     for stem, table in (("latency", latency_table), ("serving", serving_table), ("codebook", codebook_table),
-                        ("pipeline", pipeline_table), ("hot_path", hot_path_table)):
+                        ("pipeline", pipeline_table), ("hot_path", hot_path_table),
+                        ("memory_profile", memory_profile_table)):
         add(stem, table)
     if missing:
         sections.append("Not in `benchmarks/results/` yet: " + ", ".join(f"`{stem}.json`" for stem in missing) + ".")

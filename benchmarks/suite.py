@@ -39,6 +39,10 @@ STEPS = {
     "pipeline_long": ["pipeline", "--configurations", "ml-1m_hisac_L1000,ml-1m_iat_L1000", "--skip-rerun"],
     # Soft routing's distances, before (f58379b: the [B, L, K, d] differences) and after.
     "hot_path": ["hot_path", "--before", "f58379b"],
+    # One long-history run's peak memory by phase, each encoder in a fresh process; then HiSAC and SIM-hard on
+    # TensorFlow's plain allocator. The second command appends its rows to the first one's file.
+    "memory_profile": ["memory_profile"],
+    "memory_profile_onednn_off": ["memory_profile", "--encoders", "hisac,sim_hard", "--onednn", "off"],
 }
 # What the suite does not run, and why, lives with the tables that show it (``report.NOT_RUN``).
 NOT_RUN = report.NOT_RUN

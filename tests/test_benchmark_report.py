@@ -138,3 +138,13 @@ def test_iat_windows_are_tabled_with_their_speed_against_din_last_n():
     assert "| synthetic / base, L = 1,000 | 64 + 64 (chosen) | 0.8423 | 1,614 | 0.42x |" in text
     assert "| synthetic / base, L = 1,000 | 32 + 32 | 0.8414 | 4,168 | 1.08x |" in text
     assert report.window_table([_long_block({"iat": (0.8476, selection[:1])})]) == ""  # nothing to compare
+
+
+def test_the_memory_profile_table_has_a_row_per_fresh_process_with_each_phase():
+    phase = lambda peak, held: {"peak_mb": peak, "held_after_mb": held, "seconds": 1.0}  # noqa: E731
+    run = {"runtime": phase(570.0, 570.0), "data": phase(1400.0, 1350.0), "fit": phase(2900.0, 2800.0),
+           "fit_rounds_mb": [2700.0, 2850.0, 2900.0], "predict": phase(3100.0, 3000.0),
+           "serving": phase(3200.0, 3150.0), "setting": {}}
+    text = report.memory_profile_table({"block": "synthetic_fine_L10000", "steps": 8, "runs": {"hisac oneDNN on": run}})
+    assert "block synthetic_fine_L10000" in text and "each round of 8 steps" in text
+    assert "| hisac oneDNN on | 570 (570) | 1,400 (1,350) | 2,700 / 2,850 / 2,900 | 3,100 (3,000) | 3,200 (3,150) |" in text
