@@ -5,8 +5,9 @@ Writes ``benchmarks/results/summary.md`` and replaces the section of ``docs/benc
 quality per dataset (AUC / GAUC / LogLoss mean ± std over seeds, long-tail AUC, with the run's
 cost columns), serving latency per encoder vs history length with its ratio to DIN-full measured
 in the same run, codebook fit vs scikit-learn, the pipeline's wall time, the hot-path
-before/after, and a long-history run's peak memory by phase. A file that is missing is listed as such. The long-history blocks
-(``long_history.json``) go between ``<!-- long-history-results:begin/end -->`` of the same page.
+before/after, and a long-history run's peak memory by phase. A file that is missing is listed as
+such. The long-history blocks (``long_history.json``) go between
+``<!-- long-history-results:begin/end -->`` of the same page.
 
     python -m benchmarks.report                # also the last step of benchmarks.suite
 """

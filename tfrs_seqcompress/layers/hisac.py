@@ -288,8 +288,9 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
 
     A history longer than ``chunk_size`` (or of unknown length) is routed ``chunk_size`` events at
     a time, forward and backward, so the whole ``[B, L, K]`` routing weights never exist at once
-    (655 MB at B = 64, L = 10,000, K = 256): memory grows with the chunk, not with L. Only the ranking values get a gradient: the
-    semantic vectors and the prototypes are the frozen semantic space's.
+    (655 MB at B = 64, L = 10,000, K = 256): memory grows with the chunk, not with L. Only the
+    ranking values get a gradient: the semantic vectors and the prototypes are the frozen
+    semantic space's.
 
     Attributes:
       temperature: the routing softmax temperature (> 0).
