@@ -449,7 +449,7 @@ def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, .
     tf.keras.backend.clear_session()
     gc.collect()
     memory.reset_peak()
-    result: dict = {}
+    result: dict = {"rss_at_start_mb": memory.rss_mb()}   # what the process holds before the run (runtime, data)
     block, schema = data.block, data.schema
     fitted = fit_codebook(data, block.codebook, seed)  # the semantic inputs every encoder gets
     encoder_codebook = fit_codebook(data, (setting["clusters"],), seed) if "clusters" in setting else fitted
@@ -495,8 +495,10 @@ def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, .
 
 
 def summarise(runs: list[dict]) -> dict:
+    """Mean and std over the runs of every figure all of them have (runs recorded by an older
+    version may lack a newer figure)."""
     summary = {}
-    for name in runs[0]:
+    for name in [name for name in runs[0] if all(name in run for run in runs)]:
         values = np.array([run[name] for run in runs], dtype=float)
         summary[name] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
     return summary

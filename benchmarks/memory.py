@@ -13,6 +13,12 @@ def reset_peak() -> None:
         handle.write("5")  # 5: reset the peak RSS (see proc(5))
 
 
+def rss_mb() -> float:
+    """The resident memory this process holds now."""
+    with open("/proc/self/status") as handle:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", handle.read()).group(1)) / 1024
+
+
 def peak_rss_mb() -> float:
     with open("/proc/self/status") as handle:
         return int(re.search(r"VmHWM:\s+(\d+) kB", handle.read()).group(1)) / 1024

@@ -32,7 +32,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import re
 import subprocess
 import sys
 import time
@@ -43,11 +42,6 @@ RESULT_FILE = "memory_profile.json"
 PHASES = ("runtime", "data", "fit", "predict", "serving")
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as handle:
-        return int(re.search(r"VmRSS:\s+(\d+) kB", handle.read()).group(1)) / 1024
-
-
 def profile(block_name: str, encoder: str, steps: int, rounds: int) -> dict:
     """One encoder's phases in this (fresh) process: ``{phase: {"peak_mb", "held_after_mb"}, ...}``."""
     from benchmarks import long_history, memory  # imported here: the runtime phase measures the imports
@@ -55,13 +49,13 @@ def profile(block_name: str, encoder: str, steps: int, rounds: int) -> dict:
     from tfrs_seqcompress import models
     from tfrs_seqcompress.data import tf_data
 
-    result = {"runtime": {"peak_mb": memory.peak_rss_mb(), "held_after_mb": rss_mb()}}
+    result = {"runtime": {"peak_mb": memory.peak_rss_mb(), "held_after_mb": memory.rss_mb()}}
 
     def phase(name: str, work):
         memory.reset_peak()
         started = time.perf_counter()
         value = work()
-        result[name] = {"peak_mb": memory.peak_rss_mb(), "held_after_mb": rss_mb(),
+        result[name] = {"peak_mb": memory.peak_rss_mb(), "held_after_mb": memory.rss_mb(),
                         "seconds": time.perf_counter() - started}
         print(f"[memory_profile] {encoder}: {name} peak {result[name]['peak_mb']:,.0f} MB, held after "
               f"{result[name]['held_after_mb']:,.0f} MB ({result[name]['seconds']:.0f} s)", file=sys.stderr, flush=True)

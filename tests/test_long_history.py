@@ -36,7 +36,9 @@ def test_a_block_holds_every_setting_on_validation_and_the_chosen_one_over_seeds
         assert row["seeds"] == [0, 1] and len(row["runs"]) == 2
         aucs = [run["test_auc"] for run in row["runs"]]
         assert row["summary"]["test_auc"]["mean"] == pytest.approx(np.mean(aucs))
-        assert {"train_examples_per_second", "peak_rss_mb", "serving_ms_p50", "test_auc_long_tail"} <= set(row["summary"])
+        assert {"train_examples_per_second", "peak_rss_mb", "serving_ms_p50", "test_auc_long_tail",
+                "rss_at_start_mb"} <= set(row["summary"])
+        assert all(0 < run["rss_at_start_mb"] <= run["peak_rss_mb"] for run in row["runs"]), name
     assert [entry["setting"]["fanouts"] for entry in block["encoders"]["hisac"]["selection"]] == [[16, 8], [32, 8]]
     assert "serving_agents_ms_p50" in block["encoders"]["hisac"]["summary"]  # the O(K) path is measured too
 
@@ -147,3 +149,8 @@ def test_a_block_grid_given_as_a_list_runs_each_grid_in_turn():
     settings = long_history.settings_of(row, block, "hisac")
     assert [(tuple(s["fanouts"]), s["temperature_scale"]) for s in settings] == [
         ((4, 2), 0.25), ((32, 8), 0.25), ((32, 8), 0.05), ((32, 8), 1.0)]
+
+
+def test_a_summary_leaves_out_a_figure_that_older_recorded_runs_lack():
+    summary = long_history.summarise([{"test_auc": 0.8, "rss_at_start_mb": 1200.0}, {"test_auc": 0.6}])
+    assert summary == {"test_auc": {"mean": pytest.approx(0.7), "std": pytest.approx(0.1414, abs=1e-4)}}
