@@ -41,6 +41,7 @@ import os
 import pathlib
 import platform
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -444,15 +445,12 @@ def build_model(data: Data, row: Row, setting: dict, fitted: codebook.Codebook, 
         semantic_codebook=semantic_codebook, **arguments)
 
 
-def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, ...]) -> dict:
-    """Trains one model on the train targets; metrics on ``splits``, costs, peak memory."""
-    tf.keras.backend.clear_session()
-    gc.collect()
-    memory.reset_peak()
-    result: dict = {"rss_at_start_mb": memory.rss_mb()}   # what the process holds before the run (runtime, data)
-    block, schema = data.block, data.schema
-    fitted = fit_codebook(data, block.codebook, seed)  # the semantic inputs every encoder gets
-    encoder_codebook = fit_codebook(data, (setting["clusters"],), seed) if "clusters" in setting else fitted
+def example_builder(data: Data, row: Row, setting: dict, fitted: codebook.Codebook, seed: int,
+                    result: dict) -> tuple[F.DataSchema, Callable]:
+    """The schema a row's model is built for and the function that builds its example batches from
+    target rows: the last N events for DIN-last-N, a bounded window for IAT, the tokens (made here,
+    their cost noted in ``result``) for token rows."""
+    schema, block = data.schema, data.block
     build, arrays = data.index.examples, None
     if row.tokens:
         tokens, version = event_tokens(data, seed, 16, result)
@@ -473,6 +471,19 @@ def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, .
         version_id = F.token_version_id(schema.token_version)
         inner = build
         build = lambda rows: {**inner(rows), F.TOKEN_VERSION: np.full(len(rows), version_id, np.int64)}  # noqa: E731
+    return schema, build
+
+
+def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, ...]) -> dict:
+    """Trains one model on the train targets; metrics on ``splits``, costs, peak memory."""
+    tf.keras.backend.clear_session()
+    gc.collect()
+    memory.reset_peak()
+    result: dict = {"rss_at_start_mb": memory.rss_mb()}   # what the process holds before the run (runtime, data)
+    block = data.block
+    fitted = fit_codebook(data, block.codebook, seed)  # the semantic inputs every encoder gets
+    encoder_codebook = fit_codebook(data, (setting["clusters"],), seed) if "clusters" in setting else fitted
+    schema, build = example_builder(data, row, setting, fitted, seed, result)
     tf.keras.utils.set_random_seed(seed)
     model = build_model(data, row, setting, encoder_codebook, schema, semantic_codebook=fitted)
     timer = EpochTimer()

@@ -28,7 +28,6 @@ Writes ``benchmarks/results/memory_profile.json`` (after every encoder) and ``.p
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import pathlib
@@ -66,11 +65,7 @@ def profile(block_name: str, encoder: str, steps: int, rounds: int) -> dict:
     row = long_history.ROWS[encoder]
     setting = long_history.settings_of(row, block, encoder)[0]
     fitted = long_history.fit_codebook(data, block.codebook, 0)
-    schema, build = data.schema, data.index.examples
-    if row.encoder == "din_last_n":  # as the long-history benchmark builds it: only the last N events
-        last_n = min(setting["last_n"], block.history_length)
-        schema = dataclasses.replace(schema, history_length=last_n)
-        build = lambda rows: data.index.examples(rows, length=last_n)  # noqa: E731
+    schema, build = long_history.example_builder(data, row, setting, fitted, 0, {})
     model = long_history.build_model(data, row, setting, fitted, schema, semantic_codebook=fitted)
     rows = data.splits["train"][:steps * block.batch_size]
 
