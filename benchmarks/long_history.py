@@ -259,6 +259,9 @@ def load_block(block: Block) -> Data:
     data.analysis.update(user_rate_evidence(index, splits["test"], block.history_length))
     if world is not None:
         data.analysis.update(evidence_ceilings(data, world))
+    del world, dataset
+    gc.collect()
+    memory.release_free_memory()  # the generator's freed temporaries: a run's peak starts from what the data holds
     return data
 
 
@@ -478,6 +481,7 @@ def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, .
     """Trains one model on the train targets; metrics on ``splits``, costs, peak memory."""
     tf.keras.backend.clear_session()
     gc.collect()
+    memory.release_free_memory()
     memory.reset_peak()
     result: dict = {"rss_at_start_mb": memory.rss_mb()}   # what the process holds before the run (runtime, data)
     block = data.block
