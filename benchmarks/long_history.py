@@ -85,6 +85,8 @@ _VERY_LONG_WORLD = {"num_users": 600, "mean_history": 4000}
 _FINE = {"num_categories": 4, "subcategories_per_category": 24, "items_per_subcategory": 20}
 _DISTANT = {"rare_share": 0.02, "rare_until": 0.6, "rare_return_share": 0.001}
 _FEWER = "fewer targets than at L = 1,000 (600 users x 40): a DIN-full epoch over L = 10,000 costs 10x more"
+# A grid value meaning "the setting the block's ``hisac`` row chose on validation".
+AS_HISAC = "as chosen by hisac"
 # The agent budget study (K = 8 ... 256) runs in the base worlds at L = 1,000; elsewhere K is chosen from its largest two.
 _K_STUDY = {"hisac": {"fanouts": ((4, 2), (8, 4), (16, 8), (32, 8))}}
 # The base world at L = 1,000: the K study at the routing temperature it ran with (0.25 x the level-1
@@ -93,16 +95,16 @@ _K_STUDY = {"hisac": {"fanouts": ((4, 2), (8, 4), (16, 8), (32, 8))}}
 _BASE_L1000_GRIDS = {
     **_K_STUDY,
     "hisac": ({**_K_STUDY["hisac"], "temperature_scale": (0.25,)},
-              {"fanouts": ((32, 8),), "temperature_scale": (0.05, 1.0)})}
+              {"fanouts": ((32, 8),), "temperature_scale": (0.05, 1.0)}),
+    # HiSAC as the paper deploys it, beside a short-term DIN over the last N events (N among DIN-last-N's
+    # choice here, 200, and 50), at the agents hisac chose; SIM-hard on the same base is its control.
+    "hisac_short": {"short_term_last_n": (50, 200), "fanouts": ((32, 8),), "temperature_scale": (AS_HISAC,)},
+    "sim_hard_short": {"short_term_last_n": (50, 200)}}
 
 
 # HiSAC at the library's defaults only (K = 256, every leaf of the (32, 8) codebook; temperature 0.25 x the
 # level-1 error): the L = 10,000 blocks, where one HiSAC run takes ~20 minutes.
 _HISAC_DEFAULTS_ONLY = {"hisac": {"fanouts": ((32, 8),), "temperature_scale": (0.25,)}}
-
-
-# A grid value meaning "the temperature scale the block's ``hisac`` row chose on validation".
-AS_HISAC = "as chosen by hisac"
 
 
 def _hisac_family(fanouts: tuple[int, ...], scales: tuple[float, ...], short_term: tuple[int, ...] = (20, 50)) -> dict:
