@@ -28,10 +28,10 @@ def peak_rss_mb() -> float:
 def release_free_memory() -> None:
     """Hands freed heap memory back to the system (glibc's ``malloc_trim``; elsewhere a no-op).
 
-    glibc keeps freed small blocks in its heap for reuse, while the large tensors a training step
-    allocates later are mapped afresh rather than placed there. After generating a long-history
-    block (millions of small temporaries) the process held ~0.4 GB more than its data until this
-    ran (synthetic_fine_L10000: 1,175 MB resident, 748 MB after), and every run's peak sat on top of it."""
+    glibc keeps freed small blocks in its heap for reuse. After generating a long-history block
+    (millions of small temporaries) the process held ~0.4 GB more than its data until this ran
+    (synthetic_fine_L10000: 1,175 MB resident, 748 MB after). A training step later reuses only
+    part of that freed heap, so a run's peak sat 0.2-0.3 GB higher without the trim (HiSAC)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:

@@ -14,4 +14,3 @@ def test_freed_small_blocks_stay_resident_until_released():
 
     assert held - memory.rss_mb() > 150
     assert len(kept) == 300
-
