@@ -26,6 +26,10 @@ their instance tokens fetched batch by batch; ``hisac_iat`` reads every history 
     python -m benchmarks.long_history --blocks synthetic_base_L1000 --encoders hisac,sim_hard
     python -m benchmarks.long_history --list                                   # blocks and rows
 
+Every training run is made in a fresh Python process (the block's data loaded again there), so its
+peak RSS is the run's own and not the allocator pool earlier runs left; ``--same-process`` trains
+in this process instead (faster for small blocks, but later runs' peaks then include that pool).
+
 Results go to ``benchmarks/results/long_history.json`` (a list of blocks, each with ``dataset``,
 ``variant``, ``history_length``, the validation ``selection`` and the test ``encoders``; written
 after every encoder, re-running an encoder replaces its row) and ``long_history.png``.
@@ -40,6 +44,8 @@ import json
 import os
 import pathlib
 import platform
+import subprocess
+import sys
 import time
 from typing import Callable
 
@@ -58,6 +64,7 @@ from tfrs_seqcompress.iat import source_models
 from tfrs_seqcompress.layers import hisac
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+REPO_ROOT = RESULTS_DIR.parent.parent
 RESULT_FILE = "long_history.json"
 RUNS_FILE = "long_history.runs.jsonl"   # every finished training run, so an interrupted block resumes
 SEEDS = (0, 1, 2)
@@ -541,13 +548,39 @@ def run_defining(settings: dict) -> dict:
     return {key: value for key, value in settings.items() if key not in _SELECTION_SETTINGS}
 
 
+def run_in_fresh_process(block_name: str, header: dict, name: str, setting: dict, seed: int) -> dict:
+    """``run_one`` of the row ``name`` in a new Python process that loads block ``block_name`` again:
+    its peak RSS is the run's own (runtime, data and the run), not the pool of earlier runs."""
+    request = {"block": block_name, "settings": run_defining(header["settings"]), "row": name,
+               "setting": _jsonable(setting), "seed": seed}
+    completed = subprocess.run([sys.executable, "-m", "benchmarks.long_history", "--child-run", json.dumps(request)],
+                               cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def child_run(request: dict) -> dict:
+    """The child side of ``run_in_fresh_process``: loads the block, checks it is the block the parent
+    holds (a block changed in between would make the run another block's) and trains the run."""
+    block = BLOCKS[request["block"]]
+    data = load_block(block)
+    settings = run_defining(block_header(data)["settings"])
+    if settings != request["settings"]:
+        raise ValueError(f"block {request['block']} here has settings {settings}, the parent's "
+                         f"{request['settings']}: the run would belong to another block")
+    as_tuple = lambda value: tuple(map(as_tuple, value)) if isinstance(value, list) else value  # noqa: E731
+    setting = {key: as_tuple(value) for key, value in request["setting"].items()}
+    return run_one(data, ROWS[request["row"]], setting, request["seed"], ("validation", "test"))
+
+
 class RunCheckpoint:
     """Finished runs, one JSON line each, keyed by the block's settings and data sizes, the row's
     definition, the setting and the seed: a re-started block re-uses them instead of training
-    again (hours at L = 1,000), and a run of other settings or data never matches."""
+    again (hours at L = 1,000), and a run of other settings or data never matches. With
+    ``block_name`` a new run is trained in a fresh process (``run_in_fresh_process``)."""
 
-    def __init__(self, path: pathlib.Path, header: dict):
+    def __init__(self, path: pathlib.Path, header: dict, block_name: str | None = None):
         self.path = path
+        self.header, self.block_name = header, block_name
         self.block = {"settings": run_defining(header["settings"]),
                       "sizes": {k: v for k, v in header["sizes"].items() if k != "build_seconds"}}
         self.done = {}
@@ -565,7 +598,10 @@ class RunCheckpoint:
     def run(self, data: Data, name: str, setting: dict, seed: int) -> dict:
         key = self.key(name, setting, seed)
         if key not in self.done:
-            self.done[key] = run_one(data, ROWS[name], setting, seed, ("validation", "test"))
+            if self.block_name is None:
+                self.done[key] = run_one(data, ROWS[name], setting, seed, ("validation", "test"))
+            else:
+                self.done[key] = run_in_fresh_process(self.block_name, self.header, name, setting, seed)
             with self.path.open("a") as file:
                 file.write(json.dumps({"key": key, "result": self.done[key]}) + "\n")
         return self.done[key]
@@ -689,7 +725,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--list", action="store_true", help="print the blocks and rows, then exit")
     parser.add_argument("--analysis", action="store_true",
                         help="only recompute the Bayes ceilings and label-free analysis of the blocks in the results file")
+    parser.add_argument("--same-process", action="store_true",
+                        help="train every run in this process (default: each in a fresh one, for its own peak RSS)")
+    parser.add_argument("--child-run", help=argparse.SUPPRESS)  # one run for run_in_fresh_process, as JSON
     args = parser.parse_args(argv)
+    if args.child_run:
+        print(json.dumps(child_run(json.loads(args.child_run))), flush=True)
+        return []
     if args.list:
         for name, block in BLOCKS.items():
             print(f"block {name}: {block}")
@@ -709,7 +751,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         log = lambda message: print(f"[long_history] {block_name}: {message}", flush=True)  # noqa: E731
         log(f"{data.sizes}")
         header = block_header(data)
-        checkpoint = RunCheckpoint(output / RUNS_FILE, header)
+        checkpoint = RunCheckpoint(output / RUNS_FILE, header, None if args.same_process else block_name)
         for name in args.encoders.split(","):
             write_block(path, {**header, "encoders": {
                 name: run_row(data, name, seeds, log, checkpoint, chosen_by_hisac(path, header))}})

@@ -12,8 +12,14 @@ from tfrs_seqcompress import features as F
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory):
     output = tmp_path_factory.mktemp("long_history")
-    long_history.main(["--blocks", "synthetic_smoke_L100", "--encoders", "hisac", "--seeds", "0,1",
-                       "--output-dir", str(output)])
+
+    def in_this_process(*args, **kwargs):
+        pytest.fail("a run was trained in the benchmark's own process, not a fresh one")
+
+    with pytest.MonkeyPatch.context() as patch:  # every run is trained in a fresh process by default
+        patch.setattr(long_history, "run_one", in_this_process)
+        long_history.main(["--blocks", "synthetic_smoke_L100", "--encoders", "hisac", "--seeds", "0,1",
+                           "--output-dir", str(output)])
     return output / long_history.RESULT_FILE
 
 
@@ -62,11 +68,11 @@ def test_an_interrupted_block_resumes_from_its_finished_runs(smoke_results, monk
 
     monkeypatch.setattr(long_history, "run_one", no_training)
     long_history.main(["--blocks", "synthetic_smoke_L100", "--encoders", "hisac", "--seeds", "0,1",
-                       "--output-dir", str(smoke_results.parent)])
+                       "--output-dir", str(smoke_results.parent), "--same-process"])
     assert json.loads(smoke_results.read_text())[0]["encoders"] == json.loads(before)[0]["encoders"]
     with pytest.raises(AssertionError, match="trained again"):  # another seed is a new run
         long_history.main(["--blocks", "synthetic_smoke_L100", "--encoders", "hisac", "--seeds", "0,2",
-                           "--output-dir", str(smoke_results.parent)])
+                           "--output-dir", str(smoke_results.parent), "--same-process"])
 
 
 def test_a_block_with_a_grid_compares_equal_to_itself_read_back():
@@ -112,7 +118,7 @@ def test_a_widened_grid_reuses_the_finished_runs_and_keeps_the_block(smoke_resul
 
     monkeypatch.setattr(long_history, "run_one", no_training)
     long_history.main(["--blocks", "synthetic_smoke_L100", "--encoders", "hisac", "--seeds", "0,1",
-                       "--output-dir", str(smoke_results.parent)])
+                       "--output-dir", str(smoke_results.parent), "--same-process"])
     (block,) = json.loads(smoke_results.read_text())
     assert block["settings"]["note"] == "the same runs" and len(block["encoders"]["hisac"]["runs"]) == 2
 
@@ -154,3 +160,9 @@ def test_a_block_grid_given_as_a_list_runs_each_grid_in_turn():
 def test_a_summary_leaves_out_a_figure_that_older_recorded_runs_lack():
     summary = long_history.summarise([{"test_auc": 0.8, "rss_at_start_mb": 1200.0}, {"test_auc": 0.6}])
     assert summary == {"test_auc": {"mean": pytest.approx(0.7), "std": pytest.approx(0.1414, abs=1e-4)}}
+
+
+def test_a_fresh_process_refuses_a_run_of_a_block_changed_since_the_parent_loaded_it():
+    request = {"block": "synthetic_smoke_L100", "settings": {"epochs": 99}, "row": "hisac", "setting": {}, "seed": 0}
+    with pytest.raises(ValueError, match="another block"):
+        long_history.child_run(request)
