@@ -362,6 +362,22 @@ def test_by_default_every_leaf_of_the_codebook_is_a_candidate_agent(small_tables
     assert hisac.HiSACEncoder.from_config(encoder.get_config()).fanouts == (4, 3)
 
 
+def test_the_encoder_routes_in_chunks_of_the_size_it_is_given_with_the_same_interest(small_tables):
+    codebook, vectors = small_tables
+    item_ids = np.random.default_rng(3).integers(0, 31, size=(3, 40))
+    encoders = [hisac.HiSACEncoder.from_codebook(codebook, vectors, fanouts=(2, 2), routing_chunk_size=size)
+                for size in (512, 7)]
+    inputs = _encoder_inputs(encoders[0].semantic_ids, item_ids, item_ids > 0)
+    whole = encoders[0](inputs)
+    encoders[1](inputs)
+    encoders[1].set_weights(encoders[0].get_weights())
+    np.testing.assert_allclose(encoders[1](inputs).numpy(), whole.numpy(), rtol=1e-5, atol=1e-6)
+    restored = hisac.HiSACEncoder.from_config(encoders[1].get_config())
+    assert encoders[1].interest_agents.routing.chunk_size == 7 and restored.interest_agents.routing.chunk_size == 7
+    with pytest.raises(ValueError, match="chunk_size must be a whole number of events >= 1, got 0"):
+        hisac.HiSACEncoder.from_codebook(codebook, vectors, routing_chunk_size=0)
+
+
 def test_a_config_saved_before_candidate_routing_builds_an_encoder_without_it(small_tables):
     codebook, vectors = small_tables
     config = hisac.HiSACEncoder.from_codebook(codebook, vectors, fanouts=(2, 2)).get_config()

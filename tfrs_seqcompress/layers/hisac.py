@@ -395,6 +395,8 @@ class InterestAgents(tf.keras.layers.Layer):
         default): every leaf of the codebook (``registry.HISAC_FANOUTS``).
       temperature: the soft-routing temperature.
       statistics: add the mass embedding and append the prototypes (HiSAC's candidate routing).
+      routing_chunk_size: events routed at a time (``SoftRoutingAttention.chunk_size``): smaller
+        lowers the peak memory of long histories; the result does not depend on it.
 
     ``call({"codes": [B, L, H] int, "semantic": [B, L, ds], "values": [B, L, D], "mask": [B, L]})
     -> {"agent_vectors": [B, K, D (+ ds)], "agent_mask": [B, K] bool, "agent_weights": [B, K]
@@ -409,13 +411,14 @@ class InterestAgents(tf.keras.layers.Layer):
     """
 
     def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] | None = registry.HISAC_FANOUTS,
-                 temperature: float = 1.0, statistics: bool = True, **kwargs):
+                 temperature: float = 1.0, statistics: bool = True, routing_chunk_size: int = ROUTING_CHUNK_SIZE,
+                 **kwargs):
         super().__init__(**kwargs)
         if isinstance(semantic_ids, dict):
             semantic_ids = tf.keras.layers.deserialize(semantic_ids)
         self.semantic_ids = semantic_ids
         self.voting = HierarchicalVoting(semantic_ids.level_sizes, semantic_ids.level_sizes if fanouts is None else fanouts)
-        self.routing = SoftRoutingAttention(temperature)
+        self.routing = SoftRoutingAttention(temperature, chunk_size=routing_chunk_size)
         self.fanouts, self.temperature, self.statistics = self.voting.fanouts, float(temperature), bool(statistics)
 
     @property
@@ -440,7 +443,8 @@ class InterestAgents(tf.keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "semantic_ids": tf.keras.layers.serialize(self.semantic_ids),
-                "fanouts": list(self.fanouts), "temperature": self.temperature, "statistics": self.statistics}
+                "fanouts": list(self.fanouts), "temperature": self.temperature, "statistics": self.statistics,
+                "routing_chunk_size": self.routing.chunk_size}
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_seqcompress")
@@ -601,6 +605,8 @@ class HiSACEncoder(_SemanticEncoder):
       temperature: the soft-routing temperature (history and candidate alike).
       hidden_units: the candidate-over-agents attention MLP.
       candidate_routing: route the candidate as described above.
+      routing_chunk_size: history events routed at a time (smaller: lower peak memory at long L,
+        the same result up to float rounding).
 
     Returns ``[B, D]``. ``compute_agents`` gives the history's agents alone (``agent_vectors``
     ``[B, K, agent_dim(D)]``, ``agent_mask``, ``agent_weights``, ``agent_paths``),
@@ -618,11 +624,12 @@ class HiSACEncoder(_SemanticEncoder):
 
     def __init__(self, semantic_ids: SemanticIds | dict, fanouts: Sequence[int] | None = registry.HISAC_FANOUTS,
                  temperature: float = 1.0, hidden_units: Sequence[int] = (64, 32), candidate_routing: bool = True,
-                 **kwargs):
+                 routing_chunk_size: int = ROUTING_CHUNK_SIZE, **kwargs):
         super().__init__(semantic_ids, hidden_units, **kwargs)
         self.candidate_routing = bool(candidate_routing)
         self.interest_agents = InterestAgents(self.semantic_ids, fanouts, temperature,
-                                              statistics=self.candidate_routing, name="interest_agents")
+                                              statistics=self.candidate_routing, routing_chunk_size=routing_chunk_size,
+                                              name="interest_agents")
         self.agent_scorer = AgentAttention(temperature, self.hidden_units, self.candidate_routing, name="agent_attention")
         self.fanouts, self.temperature = self.interest_agents.fanouts, float(temperature)
 
@@ -656,7 +663,8 @@ class HiSACEncoder(_SemanticEncoder):
 
     def get_config(self):
         return {**super().get_config(), "fanouts": list(self.fanouts), "temperature": self.temperature,
-                "candidate_routing": self.candidate_routing}
+                "candidate_routing": self.candidate_routing,
+                "routing_chunk_size": self.interest_agents.routing.chunk_size}
 
     @classmethod
     def from_config(cls, config):
