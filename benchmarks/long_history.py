@@ -552,25 +552,25 @@ def run_defining(settings: dict) -> dict:
     return {key: value for key, value in settings.items() if key not in _SELECTION_SETTINGS}
 
 
-def run_in_fresh_process(block_name: str, header: dict, name: str, setting: dict, seed: int) -> dict:
-    """``run_one`` of the row ``name`` in a new Python process that loads block ``block_name`` again:
-    its peak RSS is the run's own (runtime, data and the run), not the pool of earlier runs."""
-    request = {"block": block_name, "settings": run_defining(header["settings"]), "row": name,
-               "setting": _jsonable(setting), "seed": seed}
+def run_in_fresh_process(block_name: str, settings: dict, name: str, setting: dict, seed: int) -> dict:
+    """``run_one`` of the row ``name`` in a new Python process that loads block ``block_name`` (whose
+    run-defining ``settings`` the parent holds) again: its peak RSS is the run's own (runtime, data
+    and the run), not the pool of earlier runs."""
+    request = {"block": block_name, "settings": settings, "row": name, "setting": _jsonable(setting), "seed": seed}
     completed = subprocess.run([sys.executable, "-m", "benchmarks.long_history", "--child-run", json.dumps(request)],
                                cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def child_run(request: dict) -> dict:
-    """The child side of ``run_in_fresh_process``: loads the block, checks it is the block the parent
-    holds (a block changed in between would make the run another block's) and trains the run."""
+    """The child side of ``run_in_fresh_process``: checks the block is the block the parent holds (a
+    block changed in between would make the run another block's), loads it and trains the run."""
     block = BLOCKS[request["block"]]
-    data = load_block(block)
-    settings = run_defining(block_header(data)["settings"])
+    settings = run_defining(json.loads(json.dumps(block_settings(block))))
     if settings != request["settings"]:
         raise ValueError(f"block {request['block']} here has settings {settings}, the parent's "
                          f"{request['settings']}: the run would belong to another block")
+    data = load_block(block)
     as_tuple = lambda value: tuple(map(as_tuple, value)) if isinstance(value, list) else value  # noqa: E731
     setting = {key: as_tuple(value) for key, value in request["setting"].items()}
     return run_one(data, ROWS[request["row"]], setting, request["seed"], ("validation", "test"))
@@ -583,8 +583,7 @@ class RunCheckpoint:
     ``block_name`` a new run is trained in a fresh process (``run_in_fresh_process``)."""
 
     def __init__(self, path: pathlib.Path, header: dict, block_name: str | None = None):
-        self.path = path
-        self.header, self.block_name = header, block_name
+        self.path, self.block_name = path, block_name
         self.block = {"settings": run_defining(header["settings"]),
                       "sizes": {k: v for k, v in header["sizes"].items() if k != "build_seconds"}}
         self.done = {}
@@ -605,7 +604,7 @@ class RunCheckpoint:
             if self.block_name is None:
                 self.done[key] = run_one(data, ROWS[name], setting, seed, ("validation", "test"))
             else:
-                self.done[key] = run_in_fresh_process(self.block_name, self.header, name, setting, seed)
+                self.done[key] = run_in_fresh_process(self.block_name, self.block["settings"], name, setting, seed)
             with self.path.open("a") as file:
                 file.write(json.dumps({"key": key, "result": self.done[key]}) + "\n")
         return self.done[key]
@@ -648,13 +647,17 @@ def chosen_by_hisac(path: pathlib.Path, header: dict) -> dict | None:
     return None
 
 
+def block_settings(block: Block) -> dict:
+    """The block's ``settings`` field of the results file (before the JSON round trip)."""
+    return {**dataclasses.asdict(block), "validation_fraction": VALIDATION_FRACTION, "test_fraction": TEST_FRACTION}
+
+
 def block_header(data: Data) -> dict:
     """The block's fields of the results file, exactly as they read back from JSON (tuples as
     lists at every depth), so a block written before compares equal with the same block now."""
     block = data.block
     header = {"dataset": block.dataset, "variant": block.variant, "history_length": block.history_length,
-              "settings": {**dataclasses.asdict(block), "validation_fraction": VALIDATION_FRACTION,
-                           "test_fraction": TEST_FRACTION},
+              "settings": block_settings(block),
               "sizes": data.sizes, "analysis": data.analysis, "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
     return json.loads(json.dumps(header))
 
