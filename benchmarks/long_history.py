@@ -107,7 +107,10 @@ _BASE_L1000_GRIDS = {
     # choice here, 200, and 50), at the agents hisac chose; SIM-hard on the same base is its control.
     # Seed 0 on validation: 0.8416 (N = 50), 0.8420 (200) against hisac's 0.8419 (docs/benchmarks.md).
     "hisac_short": {"short_term_last_n": (50, 200), "fanouts": ((32, 8),), "temperature_scale": (AS_HISAC,)},
-    "sim_hard_short": {"short_term_last_n": (50, 200)}}
+    "sim_hard_short": {"short_term_last_n": (50, 200)},
+    # hisac_iat (HiSAC over the history's instance tokens) at the agents and temperature hisac chose, so the
+    # two differ in the events' values only.
+    "hisac_iat": {"fanouts": (AS_HISAC,), "temperature_scale": (AS_HISAC,)}}
 
 
 # HiSAC at the library's defaults only (K = 256, every leaf of the (32, 8) codebook; temperature 0.25 x the
@@ -123,7 +126,7 @@ def _hisac_family(fanouts: tuple[int, ...], scales: tuple[float, ...], short_ter
     return {"hisac": {"fanouts": (fanouts,), "temperature_scale": scales},
             "hisac_no_candidate_routing": {"fanouts": (fanouts,), "temperature_scale": (AS_HISAC,)},
             "hisac_short": {"short_term_last_n": short_term, "temperature_scale": (AS_HISAC,)},
-            "hisac_iat": {"temperature_scale": (AS_HISAC,)}}
+            "hisac_iat": {"fanouts": (fanouts,), "temperature_scale": (AS_HISAC,)}}
 
 
 BLOCKS = {
