@@ -270,6 +270,13 @@ def temperature_for_share(codebook: Codebook, item_vectors: np.ndarray, share: f
     return max(float(np.exp((low + high) / 2)), MIN_TEMPERATURE)
 
 
+def checked_temperature(temperature) -> float:
+    """``temperature`` as a float, refused unless it is a finite number > 0 (a routing softmax's)."""
+    if not isinstance(temperature, (int, float, np.floating)) or not np.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
+    return float(temperature)
+
+
 def log_buckets(values: tf.Tensor, buckets: int = STATISTIC_BUCKETS) -> tf.Tensor:
     """``floor(2 * log2(1 + values))`` clipped to ``[0, buckets)`` (negative values count as 0): the
     bucket of an agent's routed event mass or of a candidate's scaled distance to an agent."""
@@ -307,9 +314,7 @@ class SoftRoutingAttention(tf.keras.layers.Layer):
 
     def __init__(self, temperature: float = 1.0, chunk_size: int = ROUTING_CHUNK_SIZE, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(temperature, (int, float, np.floating)) or not np.isfinite(temperature) or temperature <= 0:
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
-        self.temperature, self.chunk_size = float(temperature), chunks.checked_size(chunk_size)
+        self.temperature, self.chunk_size = checked_temperature(temperature), chunks.checked_size(chunk_size)
 
     def routing_weights(self, semantic, mask, prototypes, agent_mask) -> tf.Tensor:
         """``[B, L, K]``: each real event's distribution over the live agents.
@@ -480,9 +485,7 @@ class AgentAttention(tf.keras.layers.Layer):
     def __init__(self, temperature: float = 1.0, hidden_units: Sequence[int] = (64, 32),
                  candidate_routing: bool = True, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(temperature, (int, float, np.floating)) or not np.isfinite(temperature) or temperature <= 0:
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
-        self.temperature, self.hidden_units = float(temperature), tuple(hidden_units)
+        self.temperature, self.hidden_units = checked_temperature(temperature), tuple(hidden_units)
         self.candidate_routing = bool(candidate_routing)
         self.attention = TargetAttention(self.hidden_units)
 
