@@ -51,6 +51,10 @@ class PipelineConfig:
         used when the encoder reads semantic IDs (``SEMANTIC_ENCODERS``; ``global_clusters`` uses level 1);
         ``fanouts`` None: every leaf of the codebook is a candidate agent.
       temperature_scale: HiSAC's soft-routing temperature, x the codebook's level-1 error.
+      short_term_last_n: N > 0 adds a DIN over the last N events beside the encoder (and beside the
+        baseline encoder, so the comparison stays fair): ``layers.WithShortTermBase``, the way both
+        papers deploy their module; 0: none. Such a model is served through ``serving_default``
+        (its recent events travel in the request), so no ``AgentWriter`` runs.
       item_vectors_path: the user's item vectors (CSV ``item_id, v0, ...``) the codebook is fitted
         on; empty: a two-tower model's item embeddings from the training period.
       vocabularies_path: the raw-ID vocabularies of the log (``data.raw_ids``), which the Trainer
@@ -90,6 +94,7 @@ class PipelineConfig:
     codebook_levels: tuple[int, ...] = registry.HISAC_CODEBOOK_LEVELS
     fanouts: tuple[int, ...] | None = registry.HISAC_FANOUTS
     temperature_scale: float = registry.HISAC_TEMPERATURE_SCALE
+    short_term_last_n: int = 0
     semantic_dim: int = 16
     codebook_iterations: int = 20
     item_vectors_path: str = ""
@@ -118,13 +123,15 @@ class PipelineConfig:
 
     @property
     def writes_agents(self) -> bool:
-        """Agent encoders (HiSAC, HiSAC over tokens, global clusters) get an ``AgentWriter`` after the push."""
-        return self.encoder in SEMANTIC_ENCODERS
+        """Agent encoders (HiSAC, HiSAC over tokens, global clusters) get an ``AgentWriter`` after the push,
+        unless a short-term base needs the recent events at serving time."""
+        return self.encoder in SEMANTIC_ENCODERS and not self.short_term_last_n
 
     def trainer_custom_config(self, encoder: str) -> dict:
         """The Trainer's settings for a model with ``encoder`` (the candidate's or the baseline's)."""
         return {"encoder": encoder, "epochs": self.epochs, "batch_size": self.batch_size,
                 "learning_rate": self.learning_rate, "embedding_dim": self.embedding_dim, "seed": self.seed,
                 "model_name": self.model_name, "fanouts": list(self.fanouts) if self.fanouts else None,
-                "temperature_scale": self.temperature_scale, "strategy": self.strategy,
+                "temperature_scale": self.temperature_scale, "short_term_last_n": self.short_term_last_n,
+                "strategy": self.strategy,
                 "vocabularies_path": self.vocabularies_path}

@@ -57,12 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default=defaults.split_rule, choices=history.SPLIT_RULES)
     parser.add_argument("--search-window", metavar="RECENT,RETRIEVED", help="bounded histories (see the local runner)")
     parser.add_argument("--item-vectors", default="", help="item vectors CSV every worker reads (e.g. gs://...)")
+    parser.add_argument("--short-term-last-n", type=int, default=defaults.short_term_last_n,
+                        help="a DIN over the last N events beside the encoder (see the local runner; 0: none)")
     parser.add_argument("--beam-arg", action="append", default=[], help="a Beam pipeline option (repeatable)")
     parser.add_argument("--output", default="pipeline.json")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    from pipelines import local_runner   # the local run's check of the window
+    from pipelines import local_runner   # the local run's checks of the window and the short-term base
 
-    error = local_runner.check_search_window(args)
+    error = local_runner.check_search_window(args) or local_runner.check_short_term(args)
     if error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 2
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         event_features=tuple(filter(None, args.event_features.split(","))),
         history_length=args.history_length, targets_per_user=args.targets_per_user, target_column=args.target_column,
         split_rule=args.split, search_window=local_runner._ints(args.search_window) if args.search_window else (),
-        item_vectors_path=args.item_vectors,
+        item_vectors_path=args.item_vectors, short_term_last_n=args.short_term_last_n,
         beam_pipeline_args=tuple(args.beam_arg) or configs.PipelineConfig.beam_pipeline_args)
     print(f"[kubeflow_v2] wrote {compile_pipeline(config, args.image, args.output)}")
     return 0

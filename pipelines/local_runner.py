@@ -185,6 +185,19 @@ def check_training_flags(args: argparse.Namespace) -> str | None:
     return None
 
 
+def check_short_term(args: argparse.Namespace) -> str | None:
+    """The error in ``--short-term-last-n`` (checked before any work), else None."""
+    last_n = args.short_term_last_n
+    if last_n < 0 or last_n > args.history_length:
+        return (f"--short-term-last-n must be between 0 (no short-term base) and --history-length "
+                f"({args.history_length}), got {last_n}")
+    recent = _ints(args.search_window)[0] if args.search_window else None
+    if last_n and recent is not None and last_n > recent:
+        return (f"--short-term-last-n {last_n} reads the last {last_n} events of each history, but --search-window "
+                f"{args.search_window} keeps only the {recent} latest ones there (the rest are retrieved by category)")
+    return None
+
+
 def check_search_window(args: argparse.Namespace) -> str | None:
     """The error in ``--search-window`` (checked before any work), else None."""
     if not args.search_window:
@@ -248,6 +261,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--temperature-scale", type=float, default=defaults.temperature_scale,
                         help="HiSAC's soft-routing temperature, x the codebook's level-1 quantisation error "
                              "(lower: agents follow the codebook's leaves more sharply)")
+    parser.add_argument("--short-term-last-n", type=int, default=defaults.short_term_last_n,
+                        help="add a DIN over the last N events beside the encoder and the baseline encoder, as "
+                             "the papers deploy their module (0: none; such a model serves through "
+                             "serving_default, with no agent table)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--strategy", default=defaults.strategy,
@@ -301,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         if value and not args.data:
             print(f"ERROR: {flag} needs --data (columns of your log).", file=sys.stderr)
             return 2
-    flag_error = check_model_name(args.model_name) or check_training_flags(args) or check_search_window(args)
+    flag_error = (check_model_name(args.model_name) or check_training_flags(args) or check_search_window(args)
+                  or check_short_term(args))
     if flag_error:
         print(f"ERROR: {flag_error}", file=sys.stderr)
         return 2
@@ -344,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         search_window=_ints(args.search_window) if args.search_window else (),
         encoder=args.encoder, epochs=args.epochs, batch_size=args.batch_size,
         strategy=args.strategy, iat_scheme=args.iat_scheme, token_dim=args.token_dim, codebook_levels=levels,
-        fanouts=fanouts, temperature_scale=args.temperature_scale,
+        fanouts=fanouts, temperature_scale=args.temperature_scale, short_term_last_n=args.short_term_last_n,
         item_vectors_path=stage_item_vectors(args.item_vectors, data_dir, item_vocabulary) if args.item_vectors else "",
         vocabularies_path=vocabularies_path,
         min_eval_auc=args.min_eval_auc, min_eval_gauc=args.min_eval_gauc,
@@ -357,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"[pipeline] data {data_dir}; schema {schema}")
     window = (f" (a window of the {config.search_window[0]} latest + {config.search_window[1]} same-category events)"
               if config.search_window else "")
-    say(f"[pipeline] encoder {config.encoder}, L = {config.history_length}{window}, {config.epochs} epochs; "
+    base = f" beside a DIN over the last {config.short_term_last_n} events" if config.short_term_last_n else ""
+    say(f"[pipeline] encoder {config.encoder}{base}, L = {config.history_length}{window}, {config.epochs} epochs; "
         f"settings in {log_path or 'the log above'}")
     print(f"[pipeline] settings {dataclasses.asdict(config)}", flush=True)
     logging.set_verbosity(logging.INFO)

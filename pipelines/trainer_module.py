@@ -72,6 +72,12 @@ def _semantic_arguments(encoder: str, train_files: list[str], config: dict) -> d
     return arguments
 
 
+def _short_term_arguments(config: dict) -> dict:
+    """``short_term_last_n`` for ``build_ranking_model`` when the config asks for a short-term base."""
+    last_n = int(config.get("short_term_last_n") or 0)
+    return {"short_term_last_n": last_n} if last_n > 0 else {}
+
+
 class EpochProgress(tf.keras.callbacks.Callback):
     """One line per epoch on the runner's terminal (``local_runner.PROGRESS_FD``) while the logs go
     to a file; nothing when the runner keeps its logs on the terminal (Keras prints them there)."""
@@ -106,7 +112,8 @@ def run_fn(fn_args) -> None:
     with strategy.scope():
         model = models.build_ranking_model(schema, encoder, learning_rate=float(config.get("learning_rate", 1e-3)),
                                            embedding_dim=int(config.get("embedding_dim", 16)),
-                                           **_semantic_arguments(encoder, fn_args.train_files, config))
+                                           **_semantic_arguments(encoder, fn_args.train_files, config),
+                                           **_short_term_arguments(config))
     logging.info("Training encoder %r on %s with %s (%d replicas); schema %s", encoder, fn_args.train_files,
                  type(strategy).__name__, strategy.num_replicas_in_sync, schema)
     model.fit(_sharded_by_data(train), validation_data=_sharded_by_data(evaluation),

@@ -85,6 +85,12 @@ CASES = [
      "--temperature-scale must be a positive number, got 0.0"),
     ("temperature_scale_nan", ["--encoder", "hisac", "--temperature-scale", "nan"], {},
      "--temperature-scale must be a positive number, got nan"),
+    ("short_term_longer_than_L", ["--encoder", "hisac", "--history-length", "50", "--short-term-last-n", "60"], {},
+     "--short-term-last-n must be between 0 (no short-term base) and --history-length (50), got 60"),
+    ("short_term_negative", ["--short-term-last-n", "-1"], {}, "--short-term-last-n must be between 0"),
+    ("short_term_beyond_the_recent_window", ["--encoder", "iat", "--history-length", "200", "--search-window", "32,64",
+                                             "--short-term-last-n", "50"], {},
+     "--short-term-last-n 50 reads the last 50 events of each history, but --search-window 32,64 keeps only the 32"),
 ]
 
 

@@ -72,3 +72,18 @@ def test_the_trainer_routes_at_the_configured_temperature_scale(tmp_path):
     model = models.build_ranking_model(schema, "hisac", **arguments)
     level_1 = arguments["codebook"].statistics["quantisation_error"][0]
     assert model.encoder.temperature == pytest.approx(0.5 * level_1)
+
+
+def test_the_trainer_adds_the_short_term_base_to_the_candidate_and_the_baseline():
+    from pipelines import configs, trainer_module
+    from tests import helpers
+    from tfrs_seqcompress import layers, models
+
+    config = configs.PipelineConfig(data_dir="", encoder="din_full", short_term_last_n=5)
+    assert not configs.PipelineConfig(data_dir="", encoder="hisac", short_term_last_n=5).writes_agents
+    for encoder in ("din_full", "mean"):   # the candidate's and the baseline's Trainer settings
+        arguments = trainer_module._short_term_arguments(config.trainer_custom_config(encoder))
+        model = models.build_ranking_model(helpers.tiny_schema(), encoder, **arguments)
+        assert isinstance(model.encoder, layers.WithShortTermBase) and model.encoder.last_n == 5
+    without = configs.PipelineConfig(data_dir="").trainer_custom_config("hisac")
+    assert trainer_module._short_term_arguments(without) == {}
