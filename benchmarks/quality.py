@@ -205,6 +205,8 @@ def serving_latency_ms(model: models.RankingModel, schema: F.DataSchema, test: d
         functions = serving.agent_functions(model, schema)
         agents = functions[serving.COMPUTE_AGENTS_SIGNATURE](examples=request[:1])
         targets = {name: rows[name] for name in F.TARGET_FIELDS + schema.context_features}
+        recent = model.agent_recent_events()  # a short-term base: the latest N events travel too
+        targets.update({name: rows[name][:, -recent:] for name in model.recent_event_features()})
         targets[F.AGENT_VECTORS] = np.repeat(agents[F.AGENT_VECTORS].numpy(), len(request), axis=0)
         targets[F.AGENT_MASK] = np.repeat(agents[F.AGENT_MASK].numpy(), len(request), axis=0)
         targets[F.AGENT_WEIGHTS] = np.repeat(agents[F.AGENT_WEIGHTS].numpy(), len(request), axis=0)

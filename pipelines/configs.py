@@ -53,8 +53,8 @@ class PipelineConfig:
       temperature_scale: HiSAC's soft-routing temperature, x the codebook's level-1 error.
       short_term_last_n: N > 0 adds a DIN over the last N events beside the encoder (and beside the
         baseline encoder, so the comparison stays fair): ``layers.WithShortTermBase``, the way both
-        papers deploy their module; 0: none. Such a model is served through ``serving_default``
-        (its recent events travel in the request), so no ``AgentWriter`` runs.
+        papers deploy their module; 0: none. An agent encoder's ``score_with_agents`` requests then
+        carry the user's latest N events beside the agents.
       item_vectors_path: the user's item vectors (CSV ``item_id, v0, ...``) the codebook is fitted
         on; empty: a two-tower model's item embeddings from the training period.
       vocabularies_path: the raw-ID vocabularies of the log (``data.raw_ids``), which the Trainer
@@ -123,9 +123,8 @@ class PipelineConfig:
 
     @property
     def writes_agents(self) -> bool:
-        """Agent encoders (HiSAC, HiSAC over tokens, global clusters) get an ``AgentWriter`` after the push,
-        unless a short-term base needs the recent events at serving time."""
-        return self.encoder in SEMANTIC_ENCODERS and not self.short_term_last_n
+        """Agent encoders (HiSAC, HiSAC over tokens, global clusters) get an ``AgentWriter`` after the push."""
+        return self.encoder in SEMANTIC_ENCODERS
 
     def trainer_custom_config(self, encoder: str) -> dict:
         """The Trainer's settings for a model with ``encoder`` (the candidate's or the baseline's)."""

@@ -263,8 +263,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "(lower: agents follow the codebook's leaves more sharply)")
     parser.add_argument("--short-term-last-n", type=int, default=defaults.short_term_last_n,
                         help="add a DIN over the last N events beside the encoder and the baseline encoder, as "
-                             "the papers deploy their module (0: none; such a model serves through "
-                             "serving_default, with no agent table)")
+                             "the papers deploy their module (0: none; HiSAC's score_with_agents requests then "
+                             "carry the user's latest N events beside the agents)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--strategy", default=defaults.strategy,

@@ -127,9 +127,10 @@ def fresh_process_scores(export_dir, requests: dict, directory: pathlib.Path) ->
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def trained_hisac_model():
+def trained_hisac_model(short_term_last_n: int | None = None):
     """(world, examples, model): a small synthetic world and a HiSAC ranking model (2 x 2 agents
-    over a 4 x 4 codebook of the content vectors) trained one epoch on it, seeded."""
+    over a 4 x 4 codebook of the content vectors; beside a DIN over the last ``short_term_last_n``
+    events if given) trained one epoch on it, seeded."""
     from tfrs_seqcompress import models
     from tfrs_seqcompress.data import history, synthetic, tf_data
     from tfrs_seqcompress.hisac import semantic
@@ -142,6 +143,6 @@ def trained_hisac_model():
     known = semantic.known_rows(vectors)
     tf.keras.utils.set_random_seed(0)
     model = models.build_ranking_model(schema, "hisac", codebook=fit_residual_kmeans(vectors[known], (4, 4), keys=known),
-                                       item_vectors=vectors, fanouts=(2, 2))
+                                       item_vectors=vectors, fanouts=(2, 2), short_term_last_n=short_term_last_n)
     model.fit(tf_data.dataset_from_columns(examples, 128), epochs=1, verbose=0)
     return world, examples, model

@@ -163,5 +163,5 @@ def test_a_short_term_base_wraps_the_encoder(world_examples, semantic):
     schema, examples, _ = world_examples
     model = models.build_ranking_model(schema, "hisac", short_term_last_n=5, **semantic["hisac"])
     assert model.encoder.last_n == 5 and model.encoder.long_term.num_agents == 8
-    assert not model.supports_agents()  # its recent events travel in the request: serving_default only
+    assert model.supports_agents() and model.agent_recent_events() == 5  # agents + the latest 5 events
     model(_batch(examples))

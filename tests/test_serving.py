@@ -114,33 +114,3 @@ def test_the_export_itself_fails_on_warmup_examples_of_another_contract(exported
     with pytest.raises(serving.WarmupError, match="hist_"):
         serving.export_serving_model(model, str(tmp_path / "1"), warmup_examples=serialized[:4])
 
-
-def test_hisac_beside_a_short_term_base_serves_its_scores_through_serving_default(tmp_path):
-    # The configuration the pipeline's --short-term-last-n trains: no agent signatures (the recent
-    # events travel in the request), and the reloaded model scores as the one in memory.
-    from tfrs_seqcompress.hisac import semantic
-    from tfrs_seqcompress.hisac.codebook import fit_residual_kmeans
-
-    world = synthetic.generate(synthetic.SyntheticConfig(num_users=12, mean_history=40, history_length=10, seed=3))
-    schema = world.dataset.schema
-    examples = {name: values[:30] for name, values in history.build_history_examples(world.dataset.log, schema).items()}
-    vectors = semantic.content_vectors(world.dataset)
-    known = semantic.known_rows(vectors)
-    model = models.build_ranking_model(schema, "hisac", codebook=fit_residual_kmeans(vectors[known], (4, 4), keys=known),
-                                       item_vectors=vectors, fanouts=(2, 2), short_term_last_n=4)
-    scores = tf.sigmoid(model({name: tf.constant(values) for name, values in examples.items()})).numpy()
-    export_dir = tmp_path / "ranker" / "1"
-    serving.export_serving_model(model, str(export_dir))
-    records = tmp_path / "requests.tfrecord"
-    with tf.io.TFRecordWriter(str(records)) as writer:
-        for record in F.to_tf_examples(examples):
-            writer.write(record)
-    code = (
-        "import sys, json, tensorflow as tf\n"
-        "model = tf.saved_model.load(sys.argv[1])\n"
-        "records = [r.numpy() for r in tf.data.TFRecordDataset(sys.argv[2])]\n"
-        "out = model.signatures['serving_default'](examples=tf.constant(records))\n"
-        "print(json.dumps({'score': out['score'].numpy().tolist(), 'signatures': sorted(model.signatures)}))\n")
-    answer = json.loads(helpers.run_python(code, str(export_dir), str(records)).stdout.strip().splitlines()[-1])
-    assert answer["signatures"] == [serving.SIGNATURE_NAME]
-    np.testing.assert_allclose(answer["score"], scores, rtol=1e-5, atol=1e-6)

@@ -9,7 +9,10 @@ three things from the *model* around the encoder, which ``AgentModel`` names:
   from parsed history examples (run offline, once per user);
 * ``score_with_agents(features) -> logits [B]`` from the target and context features plus the
   three agent features (one row per candidate);
-* ``agent_shape() -> (K, A)``: the shape of one user's ``agent_vectors``.
+* ``agent_shape() -> (K, A)``: the shape of one user's ``agent_vectors``;
+* ``agent_recent_events() -> N``: how many of the user's latest events ``score_with_agents`` also
+  reads (a short-term base beside the agents, ``layers.WithShortTermBase``; 0 for agents alone),
+  and ``recent_event_features()``: the history features that carry them (``[N]`` each).
 
 ``AgentModel`` is a mix-in: it answers ``supports_agents()`` and ``agent_shape()`` from two
 attributes, ``agent_encoder`` (the encoder) and ``agent_ranking_dim`` (the width D of the
@@ -38,6 +41,8 @@ from typing import Mapping
 
 import tensorflow as tf
 
+from tfrs_seqcompress.layers.base import computes_agents
+
 
 class AgentModel:
     """Mix-in for models that serve through precomputed agents (see the module docstring).
@@ -50,14 +55,27 @@ class AgentModel:
 
     def supports_agents(self) -> bool:
         # No class-level defaults: Keras only tracks (and exports) a layer set on the instance.
-        encoder = getattr(self, "agent_encoder", None)
-        return encoder is not None and hasattr(encoder, "compute_agents")
+        return computes_agents(getattr(self, "agent_encoder", None))
 
     def agent_shape(self) -> tuple[int, int]:
         """``(K, A)``: agents per user and the width of one agent vector."""
         if not self.supports_agents():
             raise ValueError(f"{type(self).__name__} has no agent encoder.")
         return int(self.agent_encoder.num_agents), int(self.agent_encoder.agent_dim(self.agent_ranking_dim))
+
+    def agent_recent_events(self) -> int:
+        """N: the user's latest events a ``score_with_agents`` example carries beside the agents (0: none)."""
+        if not self.supports_agents():
+            raise ValueError(f"{type(self).__name__} has no agent encoder.")
+        return int(getattr(self.agent_encoder, "recent_events", 0))
+
+    def recent_event_features(self) -> tuple[str, ...]:
+        """The history features (``[N]`` each) a ``score_with_agents`` example carries for those N
+        events; () when N = 0. A model with a short-term base names them."""
+        if self.agent_recent_events():
+            raise NotImplementedError(f"{type(self).__name__} scores agents beside the user's latest events: it must "
+                                      "implement recent_event_features (see agent_model).")
+        return ()
 
     def compute_agents(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} must implement compute_agents (see agent_model).")
@@ -71,4 +89,4 @@ def agent_capable_encoders(model: tf.Module) -> list[str]:
     the model is not an ``AgentModel``)."""
     layers = getattr(model, "submodules", ())
     return sorted({type(layer).__name__ for layer in layers
-                   if hasattr(layer, "compute_agents") and hasattr(layer, "attend_agents")})
+                   if computes_agents(layer) and hasattr(layer, "attend_agents")})

@@ -107,10 +107,13 @@ class RankingModel(tfrs.models.Model, AgentModel):
         return self.schema.outcome_features if self.embed_outcomes else ()
 
     def required_features(self) -> tuple[str, ...]:
-        history_fields = (F.ITEM_ID, F.CATEGORY, F.LABEL, F.TIMESTAMP) + self.outcome_features()
-        names = (F.TARGET_FIELDS + self.schema.context_features
-                 + tuple(F.history_name(field) for field in history_fields) + (F.HISTORY_MASK,))
+        names = F.TARGET_FIELDS + self.schema.context_features + self.event_history_features()
         return names + ((F.HISTORY_TOKEN, F.TOKEN_VERSION) if self.uses_tokens() else ())
+
+    def event_history_features(self) -> tuple[str, ...]:
+        """The history features the model embeds its events from, and ``hist_mask``."""
+        history_fields = (F.ITEM_ID, F.CATEGORY, F.LABEL, F.TIMESTAMP) + self.outcome_features()
+        return tuple(F.history_name(field) for field in history_fields) + (F.HISTORY_MASK,)
 
     def uses_tokens(self) -> bool:
         return base.HISTORY_TOKENS in self.encoder.required_inputs
@@ -156,15 +159,20 @@ class RankingModel(tfrs.models.Model, AgentModel):
                              enumerate(self.semantic_code_embeddings)])
         return embedded + semantic * tf.cast(known, semantic.dtype)[..., None]
 
-    def encoder_inputs(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """The dict every history encoder reads (``layers.base``)."""
+    def embed_history(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """``[B, L', 2E]``: the ranking embeddings of a history's events (item, category, feedback and
+        outcomes), for a history of any length L'."""
         history = self.embed_items(features[F.history_name(F.ITEM_ID)], features[F.history_name(F.CATEGORY)])
         history += self.feedback_embedding(safe_ids(features[F.history_name(F.LABEL)], 2))
         for name, embedding in self.outcome_embeddings.items():
             history += embedding(base.event_feature_ids(features[F.history_name(name)],
                                                         self.schema.event_features[name]))
+        return history
+
+    def encoder_inputs(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The dict every history encoder reads (``layers.base``)."""
         return {
-            base.HISTORY_EMBEDDINGS: history,
+            base.HISTORY_EMBEDDINGS: self.embed_history(features),
             base.HISTORY_MASK: tf.cast(features[F.HISTORY_MASK], tf.bool),
             base.CANDIDATE_EMBEDDING: self.embed_items(features[F.ITEM_ID], features[F.CATEGORY]),
             base.HISTORY_CATEGORY: features[F.history_name(F.CATEGORY)],
@@ -196,7 +204,7 @@ class RankingModel(tfrs.models.Model, AgentModel):
     @property
     def agent_encoder(self):
         """The encoder, when it compresses a history into agents that can be computed offline."""
-        return self.encoder if hasattr(self.encoder, "compute_agents") else None
+        return self.encoder if base.computes_agents(self.encoder) else None
 
     @property
     def agent_ranking_dim(self) -> int:
@@ -215,21 +223,33 @@ class RankingModel(tfrs.models.Model, AgentModel):
                 F.AGENT_WEIGHTS: agents["agent_weights"]}
 
     def score_with_agents(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        """``[B]`` logits of candidates scored against precomputed agents: O(K) per candidate, no history.
+        """``[B]`` logits of candidates scored against precomputed agents: O(K) per candidate (O(K + N)
+        with a short-term base of N events), whatever the history's length.
 
         ``features``: the target fields and context features, plus ``agent_vectors`` ``[B, K, D]``,
-        ``agent_mask`` and ``agent_weights`` ``[B, K]`` from ``compute_agents`` (one row per candidate)."""
+        ``agent_mask`` and ``agent_weights`` ``[B, K]`` from ``compute_agents`` (one row per candidate);
+        with a short-term base (``agent_recent_events()`` = N > 0) also the user's latest N events,
+        as history features ``[B, N]`` (``hist_item_id``, ..., ``hist_mask``; ``recent_event_features()``)."""
         agent_features = (F.AGENT_VECTORS, F.AGENT_MASK, F.AGENT_WEIGHTS)
         missing = [name for name in F.TARGET_FIELDS + self.schema.context_features + agent_features
-                   if name not in features]
+                   + self.recent_event_features() if name not in features]
         if missing:
             raise ValueError(f"score_with_agents is missing feature(s) {missing}; got {sorted(features)}.")
         candidate = self.embed_items(features[F.ITEM_ID], features[F.CATEGORY])
+        recent = {}
+        if self.recent_event_features():
+            recent = {"recent_embeddings": self.embed_history(features),
+                      "recent_mask": tf.cast(features[F.HISTORY_MASK], tf.bool)}
         interest = self.encoder.attend_agents(tf.cast(features[F.AGENT_VECTORS], tf.float32),
                                               tf.cast(features[F.AGENT_MASK], tf.bool),
                                               tf.cast(features[F.AGENT_WEIGHTS], tf.float32), candidate,
-                                              features[F.ITEM_ID])
+                                              features[F.ITEM_ID], **recent)
         return self.logits(candidate, interest, features)
+
+    def recent_event_features(self) -> tuple[str, ...]:
+        """The history features a ``score_with_agents`` example carries for the short-term base (its
+        latest ``agent_recent_events()`` events); () without one."""
+        return self.event_history_features() if self.agent_recent_events() else ()
 
     def check_codebook(self, codebook: Codebook) -> None:
         """Raises ``CodebookError`` unless the model's semantic tables were built from ``codebook``

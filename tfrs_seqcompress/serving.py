@@ -148,12 +148,15 @@ def serving_function(model: tf.keras.Model, schema: F.DataSchema,
 
 def agent_parse_spec(model: tf.keras.Model, schema: F.DataSchema) -> dict:
     """The parse spec of a ``score_with_agents`` example: target + context fields and the agents
-    (their shape from the model's ``agent_shape()``, ``agent_model.AgentModel``)."""
+    (their shape from the model's ``agent_shape()``, ``agent_model.AgentModel``), and with a
+    short-term base the user's latest N events (``agent_recent_events()``) as history features ``[N]``."""
     num_agents, dim = model.agent_shape()
     spec = {name: tf.io.FixedLenFeature([], tf.int64) for name in F.TARGET_FIELDS + schema.context_features}
     spec[F.AGENT_VECTORS] = tf.io.FixedLenFeature([num_agents, dim], tf.float32)
     spec[F.AGENT_MASK] = tf.io.FixedLenFeature([num_agents], tf.int64)
     spec[F.AGENT_WEIGHTS] = tf.io.FixedLenFeature([num_agents], tf.float32)
+    recent = model.agent_recent_events()
+    spec.update({name: tf.io.FixedLenFeature([recent], tf.int64) for name in model.recent_event_features()})
     return spec
 
 
@@ -169,7 +172,8 @@ def agent_functions(model: tf.keras.Model, schema: F.DataSchema) -> dict:
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)])
     def score_with_agents(examples):
         features = _parse(examples, agents_spec)
-        with tf.control_dependencies(agent_checks(features)):
+        recent_checks = history_checks(features) if model.agent_recent_events() else []
+        with tf.control_dependencies(agent_checks(features) + recent_checks):
             features = {name: tf.identity(value) for name, value in features.items()}
         logits = model.score_with_agents(features)
         return {SCORE_KEY: tf.sigmoid(logits), LOGIT_KEY: logits}

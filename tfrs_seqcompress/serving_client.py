@@ -6,7 +6,8 @@ holding the user's history (``hist_*`` ``[L]``, ``hist_mask``; for IAT also ``hi
 was trained on — checked against the contract first, so a bad request fails here with the
 feature's name rather than as INVALID_ARGUMENT from the server. For HiSAC's precomputed path the
 history is replaced by the user's agents (``agent_vectors`` / ``agent_mask`` / ``agent_weights``
-from the ``compute_agents`` signature).
+from the ``compute_agents`` signature), plus the user's latest N events when the model has a
+short-term base (``recent_events``).
 
 Example::
 
@@ -19,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -93,8 +95,34 @@ def examples_from_events(events: Mapping[str, np.ndarray], user_id: int, candida
     return candidate_examples(user, candidates, schema)
 
 
+def recent_events(events: Mapping[str, np.ndarray], user_id: int, request_time: int, schema: F.DataSchema,
+                  count: int) -> dict[str, np.ndarray]:
+    """The user's latest ``count`` events strictly before ``request_time``, as ``hist_*`` /
+    ``hist_mask`` arrays ``[count]`` (right-aligned): what a ``score_with_agents`` request of a model
+    with a short-term base (``WithShortTermBase(last_n=count)``) carries beside the agents."""
+    from tfrs_seqcompress.data import history
+
+    user = history.request_history(events, user_id, request_time, _recent_schema(schema, count))
+    return {name: values for name, values in user.items() if name != F.USER_ID}
+
+
+def _recent_schema(schema: F.DataSchema, count: int) -> F.DataSchema:
+    return dataclasses.replace(schema, history_length=count, token_dim=0, token_version="")
+
+
+def _checked_recent(recent: Mapping[str, np.ndarray], user_id: int, candidates: Mapping[str, np.ndarray],
+                    schema: F.DataSchema) -> dict[str, np.ndarray]:
+    """``recent`` checked against the contract as a history of its own length, before every candidate."""
+    if F.HISTORY_MASK not in recent or np.ndim(recent[F.HISTORY_MASK]) != 1 or len(recent[F.HISTORY_MASK]) < 1:
+        raise ValueError(f"The recent events need {F.HISTORY_MASK!r} [N] (N >= 1) and every hist_<field> [N]; got "
+                         f"{sorted(recent)}.")
+    short = _recent_schema(schema, len(recent[F.HISTORY_MASK]))
+    F.validate_examples(_per_candidate({F.USER_ID: np.int64(user_id), **recent}, candidates), short, with_label=False)
+    return {name: np.asarray(values) for name, values in recent.items()}
+
+
 def agent_examples(agents: Mapping[str, np.ndarray], user_id: int, candidates: Mapping[str, np.ndarray],
-                   schema: F.DataSchema) -> list[bytes]:
+                   schema: F.DataSchema, recent: Mapping[str, np.ndarray] | None = None) -> list[bytes]:
     """Serialized examples for ``score_with_agents``: each candidate plus the user's agents.
 
     Args:
@@ -102,9 +130,12 @@ def agent_examples(agents: Mapping[str, np.ndarray], user_id: int, candidates: M
         ``[K]`` (a row of the ``compute_agents`` output).
       user_id: the user.
       candidates: as for ``candidate_examples``.
+      recent: for a model with a short-term base, the user's latest N events before the request
+        (``recent_events``): every ``hist_<field>`` and ``hist_mask`` ``[N]``.
 
     Raises:
-      ValueError: a missing agent or candidate feature, or agents of inconsistent shapes.
+      ValueError: a missing agent or candidate feature, agents of inconsistent shapes, or recent
+        events the contract refuses (misshapen, unsorted, at or after the request time).
     """
     missing = [name for name in (F.AGENT_VECTORS, F.AGENT_MASK, F.AGENT_WEIGHTS) if name not in agents]
     missing += [name for name in CANDIDATE_FIELDS + schema.context_features if name not in candidates]
@@ -128,13 +159,16 @@ def agent_examples(agents: Mapping[str, np.ndarray], user_id: int, candidates: M
         if (np.asarray(candidates[name]) < 0).any() and name != F.TIMESTAMP:
             raise ValueError(f"Candidate feature {name!r} must hold IDs >= 0.")
     user = {F.USER_ID: np.int64(user_id), F.AGENT_VECTORS: vectors, F.AGENT_MASK: mask, F.AGENT_WEIGHTS: weights}
+    if recent is not None:
+        user.update(_checked_recent(recent, user_id, candidates, schema))
     return F.to_tf_examples(_per_candidate(user, candidates))
 
 
 def agent_examples_from_table(table_path: str, user_id: int, candidates: Mapping[str, np.ndarray],
-                              schema: F.DataSchema, model_version: int) -> list[bytes]:
+                              schema: F.DataSchema, model_version: int,
+                              recent: Mapping[str, np.ndarray] | None = None) -> list[bytes]:
     """``agent_examples`` with the user's agents read from an agent table (``agent_table``) written
-    for the served ``model_version`` (another version's agents are refused).
+    for the served ``model_version`` (another version's agents are refused); ``recent`` as there.
 
     Raises:
       agent_table.AgentVersionError: the table was made with another model version.
@@ -145,7 +179,7 @@ def agent_examples_from_table(table_path: str, user_id: int, candidates: Mapping
     table = agent_table.read_agent_table(table_path, expected_version=model_version)
     if user_id not in table:
         raise KeyError(f"User {user_id} has no agents in {table_path}; score them with serving_default.")
-    return agent_examples(table[user_id], user_id, candidates, schema)
+    return agent_examples(table[user_id], user_id, candidates, schema, recent)
 
 
 def grpc_request(serialized_examples: Sequence[bytes], model_name: str = "ranker",

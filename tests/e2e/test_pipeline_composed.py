@@ -3,8 +3,9 @@ CodebookFitter both feed HistoryExampleGen; the Trainer builds the composed enco
 model holds both versions, serves in-graph and with precomputed agents, refuses missing or stale
 tokens, and the AgentWriter computes every user's agents with the user's tokens. The codebook is
 fitted on the user's own item vectors (``--item-vectors``), not on a two-tower model's, and a column
-of the log marks which events are ranked (``--target-column``), and the last part of each user's own
-time evaluates (``--split user_time``).
+of the log marks which events are ranked (``--target-column``), the last part of each user's own
+time evaluates (``--split user_time``), and the encoder sits beside a DIN over the last events
+(``--short-term-last-n``): its agent requests carry those events beside the agents.
 
 One run covers the token path of both token encoders: ``iat`` differs from ``hisac_iat`` only in
 the encoder the Trainer builds, which the layer and export tests cover."""
@@ -22,6 +23,7 @@ from tfrs_seqcompress.hisac import semantic
 from tfrs_seqcompress.iat import token_beam
 
 TOKEN_DIM = 4
+RECENT = 3   # --short-term-last-n
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,8 @@ def composed_run(tmp_path_factory):
                                "--codebook-levels", "4,3", "--fanouts", "2,2", "--token-dim", str(TOKEN_DIM),
                                "--iat-scheme", "user_order",
                                "--item-vectors", str(runs.write_small_item_vectors(tmp_path)),
-                               "--target-column", runs.TARGET_COLUMN, "--split", "user_time")
+                               "--target-column", runs.TARGET_COLUMN, "--split", "user_time",
+                               "--short-term-last-n", str(RECENT))
     assert result.returncode == 0, result.stderr[-5000:]
     return tmp_path, result
 
@@ -114,8 +117,13 @@ def test_pushed_model_serves_in_graph_and_with_agents_and_refuses_missing_or_sta
     for name in (F.AGENT_VECTORS, F.AGENT_WEIGHTS):
         example.features.feature[name].float_list.value[:] = agents[name].numpy().ravel().tolist()
     example.features.feature[F.AGENT_MASK].int64_list.value[:] = agents[F.AGENT_MASK].numpy().ravel().tolist()
-    served = loaded.signatures[serving.SCORE_WITH_AGENTS_SIGNATURE](
-        examples=tf.constant([example.SerializeToString()]))["score"].numpy()
+    score_with_agents = loaded.signatures[serving.SCORE_WITH_AGENTS_SIGNATURE]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="hist_"):   # it takes the latest RECENT, not all L
+        score_with_agents(examples=tf.constant([example.SerializeToString()]))
+    for name, feature in example.features.feature.items():   # the latest RECENT events beside the agents
+        if name.startswith(F.HISTORY_PREFIX) and name != F.HISTORY_TOKEN:
+            feature.int64_list.value[:] = feature.int64_list.value[-RECENT:]
+    served = score_with_agents(examples=tf.constant([example.SerializeToString()]))["score"].numpy()
     np.testing.assert_allclose(served, in_graph[:1], rtol=1e-5, atol=1e-6)
 
     stripped = tf.train.Example.FromString(records[0])
@@ -145,8 +153,9 @@ def test_the_agent_table_serves_like_the_in_graph_model_over_the_users_events_an
     candidates = {F.ITEM_ID: np.array([1, 2, 3]), F.CATEGORY: np.array([1, 1, 2]), F.TIMESTAMP: np.full(3, as_of),
                   **{name: np.ones(3, np.int64) for name in data_schema.context_features}}
     for user in np.unique(log[F.USER_ID])[:3].tolist():
+        recent = serving_client.recent_events(log, user, as_of, data_schema, RECENT)
         from_table = loaded.signatures[serving.SCORE_WITH_AGENTS_SIGNATURE](examples=tf.constant(
-            serving_client.agent_examples_from_table(table_path, user, candidates, data_schema, version)))
+            serving_client.agent_examples_from_table(table_path, user, candidates, data_schema, version, recent)))
         in_graph = loaded.signatures[serving.SIGNATURE_NAME](examples=tf.constant(serving_client.examples_from_events(
             log, user, candidates, data_schema, event_arrays={"token": tokens})))
         np.testing.assert_allclose(from_table["score"].numpy(), in_graph["score"].numpy(), rtol=1e-5, atol=1e-6)

@@ -51,3 +51,31 @@ def test_bad_arguments_are_refused():
         layers.WithShortTermBase(layers.MeanPoolingEncoder(), last_n=0)
     with pytest.raises(ValueError, match="long_term must be a HistoryEncoder"):
         layers.WithShortTermBase(tf.keras.layers.Dense(3))
+
+
+def test_over_agents_it_serves_from_the_agents_and_the_latest_events_alone():
+    from tfrs_seqcompress.hisac.codebook import fit_residual_kmeans
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(20, 4)).astype(np.float32)
+    vectors[0] = 0.0   # the padding item
+    codebook = fit_residual_kmeans(vectors[1:], (4, 2), seed=0, keys=np.arange(1, 20))
+    encoder = layers.WithShortTermBase(layers.HiSACEncoder(layers.SemanticIds.from_codebook(codebook, vectors),
+                                                           fanouts=(2, 2)), last_n=3)
+    inputs = {**_inputs(), base.HISTORY_ITEM_ID: tf.constant(rng.integers(1, 20, size=(3, 10))),
+              base.CANDIDATE_ITEM_ID: tf.constant(rng.integers(1, 20, size=3))}
+    in_graph = encoder(inputs).numpy()
+    assert encoder.computes_agents and encoder.recent_events == 3 and encoder.num_agents == 4
+    agents = encoder.compute_agents(inputs)
+    served = encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], agents["agent_weights"],
+                                   inputs[base.CANDIDATE_EMBEDDING], inputs[base.CANDIDATE_ITEM_ID],
+                                   recent_embeddings=inputs[base.HISTORY_EMBEDDINGS][:, -3:],
+                                   recent_mask=inputs[base.HISTORY_MASK][:, -3:])
+    np.testing.assert_allclose(served.numpy(), in_graph, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="latest 3 events: pass recent_embeddings"):
+        encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], agents["agent_weights"],
+                              inputs[base.CANDIDATE_EMBEDDING], inputs[base.CANDIDATE_ITEM_ID])
+    plain = layers.WithShortTermBase(layers.MeanPoolingEncoder(), last_n=3)
+    assert not plain.computes_agents
+    with pytest.raises(ValueError, match="MeanPoolingEncoder has no agents to precompute"):
+        plain.compute_agents(inputs)

@@ -26,14 +26,19 @@ class WithShortTermBase(base.HistoryEncoder):
       last_n: N, the recent events the base attends over.
       hidden_units: the base's attention MLP.
 
-    Inputs: whatever ``long_term`` needs (``required_inputs`` is its). Returns ``[B, D]``. The
-    precomputed-agents serving path needs the whole input here, so a wrapped HiSAC is served
-    through ``serving_default`` (its recent events travel in the request).
+    Inputs: whatever ``long_term`` needs (``required_inputs`` is its). Returns ``[B, D]``.
+
+    Over an agent encoder (HiSAC, global clusters) the wrapper serves like it: ``compute_agents``
+    once per user, then ``attend_agents`` per candidate with the user's latest ``recent_events``
+    (= N) events beside the agents, O(K + N) per candidate whatever the history's length.
 
     Example::
 
         encoder = WithShortTermBase(HiSACEncoder.from_codebook(codebook, item_vectors), last_n=20)
         interest = encoder(inputs)                       # [batch_size, dim]
+        agents = encoder.compute_agents(inputs)          # offline, once per user
+        interest = encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], agents["agent_weights"],
+                                         candidate, candidate_item_id, recent_embeddings=recent, recent_mask=mask)
     """
 
     def __init__(self, long_term: base.HistoryEncoder | dict, last_n: int = 20,
@@ -57,10 +62,54 @@ class WithShortTermBase(base.HistoryEncoder):
         self.long_term.check_inputs(inputs)
 
     def encode(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        history = inputs[base.HISTORY_EMBEDDINGS][:, -self.last_n:]
-        mask = tf.cast(inputs[base.HISTORY_MASK], tf.bool)[:, -self.last_n:]
-        recent = self.short_term(history, mask, inputs[base.CANDIDATE_EMBEDDING])
+        recent = self.recent_interest(inputs[base.HISTORY_EMBEDDINGS], inputs[base.HISTORY_MASK],
+                                      inputs[base.CANDIDATE_EMBEDDING])
         return self.long_term(inputs) + recent
+
+    def recent_interest(self, history: tf.Tensor, mask: tf.Tensor, candidate: tf.Tensor) -> tf.Tensor:
+        """``[B, D]``: DIN over the last N of ``history`` ``[B, >= N, D]`` (``mask`` ``[B, >= N]``)."""
+        return self.short_term(history[:, -self.last_n:], tf.cast(mask, tf.bool)[:, -self.last_n:], candidate)
+
+    # ------------------------------------------------------------------ the agents path (agent encoders)
+
+    @property
+    def computes_agents(self) -> bool:
+        """Whether the long-term encoder compresses the history into agents."""
+        return base.computes_agents(self.long_term)
+
+    @property
+    def recent_events(self) -> int:
+        """N: the latest events ``attend_agents`` reads beside the agents."""
+        return self.last_n
+
+    @property
+    def num_agents(self) -> int:
+        return self._agent_encoder().num_agents
+
+    def agent_dim(self, ranking_dim: int) -> int:
+        return self._agent_encoder().agent_dim(ranking_dim)
+
+    def compute_agents(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The long-term encoder's agents of the whole history (offline, once per user)."""
+        return self._agent_encoder().compute_agents(inputs)
+
+    def attend_agents(self, agent_vectors: tf.Tensor, agent_mask: tf.Tensor, agent_weights: tf.Tensor,
+                      candidate_embedding: tf.Tensor, candidate_item_id: tf.Tensor,
+                      recent_embeddings: tf.Tensor | None = None, recent_mask: tf.Tensor | None = None) -> tf.Tensor:
+        """``[B, D]``: the long-term encoder's ``attend_agents`` plus DIN over the user's latest events
+        (``recent_embeddings`` ``[B, >= N, D]``, ``recent_mask`` ``[B, >= N]``, right-aligned)."""
+        if recent_embeddings is None or recent_mask is None:
+            raise ValueError(f"{type(self).__name__} (last_n={self.last_n}) scores agents together with the user's "
+                             f"latest {self.last_n} events: pass recent_embeddings and recent_mask.")
+        interest = self._agent_encoder().attend_agents(agent_vectors, agent_mask, agent_weights, candidate_embedding,
+                                                       candidate_item_id)
+        return interest + self.recent_interest(recent_embeddings, recent_mask, candidate_embedding)
+
+    def _agent_encoder(self) -> base.HistoryEncoder:
+        if not self.computes_agents:
+            raise ValueError(f"{type(self.long_term).__name__} has no agents to precompute (HiSAC and global "
+                             "clusters do).")
+        return self.long_term
 
     def check_codebook(self, codebook) -> None:
         if not hasattr(self.long_term, "check_codebook"):
