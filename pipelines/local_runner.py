@@ -191,7 +191,8 @@ def check_short_term(args: argparse.Namespace) -> str | None:
     if last_n < 0 or last_n > args.history_length:
         return (f"--short-term-last-n must be between 0 (no short-term base) and --history-length "
                 f"({args.history_length}), got {last_n}")
-    recent = _ints(args.search_window)[0] if args.search_window else None
+    window = _ints(args.search_window) if args.search_window else ()
+    recent = window[0] if len(window) == 2 else None
     if last_n and recent is not None and last_n > recent:
         return (f"--short-term-last-n {last_n} reads the last {last_n} events of each history, but --search-window "
                 f"{args.search_window} keeps only the {recent} latest ones there (the rest are retrieved by category)")

@@ -164,4 +164,10 @@ def test_a_short_term_base_wraps_the_encoder(world_examples, semantic):
     model = models.build_ranking_model(schema, "hisac", short_term_last_n=5, **semantic["hisac"])
     assert model.encoder.last_n == 5 and model.encoder.long_term.num_agents == 8
     assert model.supports_agents() and model.agent_recent_events() == 5  # agents + the latest 5 events
-    model(_batch(examples))
+    batch = _batch(examples)
+    model(batch)
+    features = {**batch, **model.compute_agents(batch)}
+    assert model.score_with_agents({**features, **{name: batch[name][:, -5:] for name in
+                                                    model.recent_event_features()}}).shape == (len(batch[F.LABEL]),)
+    with pytest.raises(ValueError, match=r"Feature 'hist_item_id' must be an integer tensor of shape \[None, 5\]"):
+        model.score_with_agents(features)   # the whole history, not the latest 5 events

@@ -113,4 +113,3 @@ def test_the_export_itself_fails_on_warmup_examples_of_another_contract(exported
     model = models.build_ranking_model(other.dataset.schema, "mean")   # L = 5; the warmup examples have L = 12
     with pytest.raises(serving.WarmupError, match="hist_"):
         serving.export_serving_model(model, str(tmp_path / "1"), warmup_examples=serialized[:4])
-

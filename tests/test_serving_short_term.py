@@ -21,7 +21,7 @@ def served(tmp_path_factory):
     serving.export_serving_model(model, str(export_dir))
     log, schema = world.dataset.log, world.dataset.schema
     user = int(log[F.USER_ID][0])
-    request_time = int(log[F.TIMESTAMP][log[F.USER_ID] == user].max())   # the user's history is all before it
+    request_time = int(log[F.TIMESTAMP][log[F.USER_ID] == user].max())   # events at that second are left out
     items = np.arange(1, CANDIDATES + 1)
     candidates = {F.ITEM_ID: items, F.CATEGORY: world.dataset.items[F.CATEGORY][items],
                   F.TIMESTAMP: np.full(CANDIDATES, request_time),
@@ -73,3 +73,21 @@ def test_the_client_refuses_latest_events_that_leak_or_are_misshapen(served):
     with pytest.raises(ValueError, match="hist_mask"):
         serving_client.agent_examples(agents, user, candidates, schema,
                                       recent={name: values for name, values in recent.items() if name != F.HISTORY_MASK})
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda recent: recent[F.history_name(F.TIMESTAMP)].__setitem__(-1, 10**12), "Leakage"),
+    (lambda recent: recent[F.HISTORY_MASK].__setitem__(-1, 0), "right-aligned"),
+])
+def test_the_served_signature_checks_the_latest_events_like_a_history(served, edit, message):
+    # Sent without the client's checks, the signature's own checks refuse them by name.
+    export_dir, log, schema, user, candidates = served
+    recent = {name: values.copy() for name, values in serving_client.recent_events(
+        log, user, int(candidates[F.TIMESTAMP][0]), schema, RECENT).items()}
+    edit(recent)
+    columns = {**{name: values[:2] for name, values in candidates.items()}, F.USER_ID: np.full(2, user)}
+    columns.update({name: np.repeat(values[None], 2, axis=0) for name, values in _agents(*served).items()})
+    columns.update({name: np.repeat(values[None], 2, axis=0) for name, values in recent.items()})
+    loaded = helpers.load_saved_model(str(export_dir))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        loaded.signatures[serving.SCORE_WITH_AGENTS_SIGNATURE](examples=tf.constant(F.to_tf_examples(columns)))

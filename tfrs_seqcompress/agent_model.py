@@ -3,7 +3,7 @@
 An encoder such as ``layers.HiSACEncoder`` compresses a history into K agents that depend on the
 history only (``compute_agents``) and scores a candidate against them at O(K)
 (``attend_agents``). To serve that way, the exporter (``serving.export_serving_model``) needs
-three things from the *model* around the encoder, which ``AgentModel`` names:
+these from the *model* around the encoder, which ``AgentModel`` names:
 
 * ``compute_agents(features) -> {agent_vectors [B, K, A], agent_mask [B, K], agent_weights [B, K]}``
   from parsed history examples (run offline, once per user);
@@ -16,7 +16,8 @@ three things from the *model* around the encoder, which ``AgentModel`` names:
 
 ``AgentModel`` is a mix-in: it answers ``supports_agents()`` and ``agent_shape()`` from two
 attributes, ``agent_encoder`` (the encoder) and ``agent_ranking_dim`` (the width D of the
-embeddings the model feeds it), and leaves the two model-specific methods to the model. The
+embeddings the model feeds it), and leaves the two model-specific methods to the model (three
+when the agent encoder reads the latest events too: ``recent_event_features``). The
 library's ``models.RankingModel`` is one; ``examples/hisac_in_your_model.py`` shows a user's own.
 A model that holds an agent-capable encoder but is not an ``AgentModel`` exports
 ``serving_default`` only, and the exporter warns.
@@ -49,7 +50,8 @@ class AgentModel:
 
     Attributes the model sets:
       agent_encoder: the encoder with ``compute_agents`` / ``attend_agents`` / ``num_agents`` /
-        ``agent_dim``.
+        ``agent_dim`` (and ``recent_events``, N, when ``attend_agents`` also reads the user's latest
+        N events, as ``layers.WithShortTermBase`` does).
       agent_ranking_dim: D, the width of the ranking embeddings the model gives the encoder.
     """
 

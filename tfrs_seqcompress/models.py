@@ -216,7 +216,8 @@ class RankingModel(tfrs.models.Model, AgentModel):
 
         ``features`` are history examples (the target fields may be anything: agents never see them)."""
         if not self.supports_agents():
-            raise ValueError(f"{type(self.encoder).__name__} has no agents to precompute (HiSAC and global clusters do).")
+            encoder = getattr(self.encoder, "long_term", self.encoder)   # a short-term base names what it wraps
+            raise ValueError(f"{type(encoder).__name__} has no agents to precompute (HiSAC and global clusters do).")
         self.check_features(features)
         agents = self.encoder.compute_agents(self.encoder_inputs(features))
         return {F.AGENT_VECTORS: agents["agent_vectors"], F.AGENT_MASK: tf.cast(agents["agent_mask"], tf.int64),
@@ -235,6 +236,7 @@ class RankingModel(tfrs.models.Model, AgentModel):
                    + self.recent_event_features() if name not in features]
         if missing:
             raise ValueError(f"score_with_agents is missing feature(s) {missing}; got {sorted(features)}.")
+        self.check_recent_events(features)
         candidate = self.embed_items(features[F.ITEM_ID], features[F.CATEGORY])
         recent = {}
         if self.recent_event_features():
@@ -245,6 +247,16 @@ class RankingModel(tfrs.models.Model, AgentModel):
                                               tf.cast(features[F.AGENT_WEIGHTS], tf.float32), candidate,
                                               features[F.ITEM_ID], **recent)
         return self.logits(candidate, interest, features)
+
+    def check_recent_events(self, features: Mapping[str, tf.Tensor]) -> None:
+        """Raises ``ValueError`` unless every ``recent_event_features()`` feature is an integer tensor
+        ``[B, N]`` (N = ``agent_recent_events()``)."""
+        count = self.agent_recent_events() if self.recent_event_features() else 0
+        for name in self.recent_event_features():
+            value = features[name]
+            if not value.dtype.is_integer or value.shape.rank != 2 or value.shape[1] not in (None, count):
+                raise ValueError(f"Feature {name!r} must be an integer tensor of shape [None, {count}] (the user's "
+                                 f"latest {count} events), got {value.dtype.name} {value.shape}.")
 
     def recent_event_features(self) -> tuple[str, ...]:
         """The history features a ``score_with_agents`` example carries for the short-term base (its

@@ -18,8 +18,9 @@ The exported SavedModel follows TF Serving's conventions:
   agent_weights [B, K]}`` run offline once per user on a history example, and
   ``score_with_agents(examples) -> {score, logit}`` over examples holding only the target and
   context features plus ``agent_vectors`` (``K * D`` floats), ``agent_mask`` (``K`` ints) and
-  ``agent_weights`` (``K`` floats, the vote shares): online cost O(K) per candidate, whatever the
-  history length.
+  ``agent_weights`` (``K`` floats, the vote shares), and for a model with a short-term base
+  (``layers.WithShortTermBase``) the user's latest N events as ``hist_*`` ``[N]``, checked like
+  any history: online cost O(K) (O(K + N)) per candidate, whatever the history length.
 
 Example::
 

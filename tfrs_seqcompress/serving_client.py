@@ -102,11 +102,14 @@ def recent_events(events: Mapping[str, np.ndarray], user_id: int, request_time: 
     with a short-term base (``WithShortTermBase(last_n=count)``) carries beside the agents."""
     from tfrs_seqcompress.data import history
 
+    if count < 1:
+        raise ValueError(f"count must be the short-term base's N >= 1 (its last_n), got {count}.")
     user = history.request_history(events, user_id, request_time, _recent_schema(schema, count))
     return {name: values for name, values in user.items() if name != F.USER_ID}
 
 
 def _recent_schema(schema: F.DataSchema, count: int) -> F.DataSchema:
+    """The contract of a history of the latest ``count`` events (without IAT tokens)."""
     return dataclasses.replace(schema, history_length=count, token_dim=0, token_version="")
 
 
@@ -116,6 +119,7 @@ def _checked_recent(recent: Mapping[str, np.ndarray], user_id: int, candidates: 
     if F.HISTORY_MASK not in recent or np.ndim(recent[F.HISTORY_MASK]) != 1 or len(recent[F.HISTORY_MASK]) < 1:
         raise ValueError(f"The recent events need {F.HISTORY_MASK!r} [N] (N >= 1) and every hist_<field> [N]; got "
                          f"{sorted(recent)}.")
+    recent = {name: values for name, values in recent.items() if name.startswith(F.HISTORY_PREFIX)}
     short = _recent_schema(schema, len(recent[F.HISTORY_MASK]))
     F.validate_examples(_per_candidate({F.USER_ID: np.int64(user_id), **recent}, candidates), short, with_label=False)
     return {name: np.asarray(values) for name, values in recent.items()}

@@ -75,7 +75,12 @@ def test_over_agents_it_serves_from_the_agents_and_the_latest_events_alone():
     with pytest.raises(ValueError, match="latest 3 events: pass recent_embeddings"):
         encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], agents["agent_weights"],
                               inputs[base.CANDIDATE_EMBEDDING], inputs[base.CANDIDATE_ITEM_ID])
+    with pytest.raises(ValueError, match="recent_embeddings hold 2 events; WithShortTermBase was trained on the latest 3"):
+        encoder.attend_agents(agents["agent_vectors"], agents["agent_mask"], agents["agent_weights"],
+                              inputs[base.CANDIDATE_EMBEDDING], inputs[base.CANDIDATE_ITEM_ID],
+                              recent_embeddings=inputs[base.HISTORY_EMBEDDINGS][:, -2:],
+                              recent_mask=inputs[base.HISTORY_MASK][:, -2:])
     plain = layers.WithShortTermBase(layers.MeanPoolingEncoder(), last_n=3)
-    assert not plain.computes_agents
+    assert not plain.computes_agents and not hasattr(plain, "num_agents")
     with pytest.raises(ValueError, match="MeanPoolingEncoder has no agents to precompute"):
         plain.compute_agents(inputs)

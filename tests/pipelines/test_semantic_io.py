@@ -80,6 +80,7 @@ def test_the_trainer_adds_the_short_term_base_to_the_candidate_and_the_baseline(
     from tfrs_seqcompress import layers, models
 
     config = configs.PipelineConfig(data_dir="", encoder="din_full", short_term_last_n=5)
+    assert configs.PipelineConfig(data_dir="", encoder="hisac", short_term_last_n=5).writes_agents  # agents + events
     for encoder in ("din_full", "mean"):   # the candidate's and the baseline's Trainer settings
         arguments = trainer_module._short_term_arguments(config.trainer_custom_config(encoder))
         model = models.build_ranking_model(helpers.tiny_schema(), encoder, **arguments)

@@ -104,7 +104,7 @@ class HistoryEncoder(tf.keras.layers.Layer):
         raise NotImplementedError
 
 
-def computes_agents(encoder) -> bool:
+def computes_agents(encoder: object) -> bool:
     """Whether ``encoder`` compresses a history into agents (``compute_agents`` / ``attend_agents``); a
     wrapper such as ``WithShortTermBase`` answers for the encoder it wraps."""
     return encoder is not None and hasattr(encoder, "compute_agents") and bool(getattr(encoder, "computes_agents", True))

@@ -270,7 +270,7 @@ def temperature_for_share(codebook: Codebook, item_vectors: np.ndarray, share: f
     return max(float(np.exp((low + high) / 2)), MIN_TEMPERATURE)
 
 
-def checked_temperature(temperature) -> float:
+def checked_temperature(temperature: float) -> float:
     """``temperature`` as a float, refused unless it is a finite number > 0 (a routing softmax's)."""
     if not isinstance(temperature, (int, float, np.floating)) or not np.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")

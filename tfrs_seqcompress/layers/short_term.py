@@ -84,9 +84,13 @@ class WithShortTermBase(base.HistoryEncoder):
 
     @property
     def num_agents(self) -> int:
-        return self._agent_encoder().num_agents
+        """K, the long-term encoder's agents (an ``AttributeError`` when it has none)."""
+        if not self.computes_agents:
+            raise AttributeError(f"{type(self.long_term).__name__} has no agents.")
+        return self.long_term.num_agents
 
     def agent_dim(self, ranking_dim: int) -> int:
+        """The width of one agent vector (the long-term encoder's)."""
         return self._agent_encoder().agent_dim(ranking_dim)
 
     def compute_agents(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -101,11 +105,16 @@ class WithShortTermBase(base.HistoryEncoder):
         if recent_embeddings is None or recent_mask is None:
             raise ValueError(f"{type(self).__name__} (last_n={self.last_n}) scores agents together with the user's "
                              f"latest {self.last_n} events: pass recent_embeddings and recent_mask.")
+        length = recent_embeddings.shape[1]
+        if length is not None and length < self.last_n:
+            raise ValueError(f"recent_embeddings hold {length} events; {type(self).__name__} was trained on the latest "
+                             f"{self.last_n} (pad older positions with a mask of 0).")
         interest = self._agent_encoder().attend_agents(agent_vectors, agent_mask, agent_weights, candidate_embedding,
                                                        candidate_item_id)
         return interest + self.recent_interest(recent_embeddings, recent_mask, candidate_embedding)
 
     def _agent_encoder(self) -> base.HistoryEncoder:
+        """The long-term encoder, refused unless it computes agents."""
         if not self.computes_agents:
             raise ValueError(f"{type(self.long_term).__name__} has no agents to precompute (HiSAC and global "
                              "clusters do).")
