@@ -10,6 +10,9 @@ for every encoder:
   distant past of the history);
 * ``ml-1m``: MovieLens-1M (6,040 users, 1M ratings, histories up to 2,314).
 
+The ``*_elbow`` blocks are the base and fine worlds with the block codebook's level sizes read off
+the items' vectors (``codebook.elbow_level_sizes``, no labels) instead of fixed at (32, 8).
+
 Protocol. Each user's ranking targets are sampled (seeded); targets are split by time into train /
 validation / test (the latest 20% of the targets are test, the 10% before them validation:
 quantiles of the targets' times). Every encoder gets the same per-event semantic-ID embedding
@@ -80,7 +83,7 @@ class Block:
     history_length: int
     world: dict = dataclasses.field(default_factory=dict)   # synthetic.SyntheticConfig fields
     targets_per_user: int = 80
-    codebook: tuple[int, ...] = (32, 8)
+    codebook: tuple[int, ...] | str = (32, 8)   # level sizes, or ELBOW
     batch_size: int = 256
     epochs: int = 2
     note: str = ""
@@ -92,6 +95,10 @@ _VERY_LONG_WORLD = {"num_users": 600, "mean_history": 4000}
 _FINE = {"num_categories": 4, "subcategories_per_category": 24, "items_per_subcategory": 20}
 _DISTANT = {"rare_share": 0.02, "rare_until": 0.6, "rare_return_share": 0.001}
 _FEWER = "fewer targets than at L = 1,000 (600 users x 40): a DIN-full epoch over L = 10,000 costs 10x more"
+# A block codebook whose level sizes the items' vectors choose, without labels: level 1 at the elbow of its
+# quantisation error, level 2 filling ELBOW_LEAVES leaves (``codebook.elbow_level_sizes``; the L = 1,000
+# worlds' K study chose every leaf of a 256-leaf codebook).
+ELBOW, ELBOW_LEAVES = "elbow", 256
 # A grid value meaning "the setting the block's ``hisac`` row chose on validation".
 AS_HISAC = "as chosen by hisac"
 # The agent budget study (K = 8 ... 256) runs in the base worlds at L = 1,000; elsewhere K is chosen from its largest two.
@@ -129,6 +136,8 @@ def _hisac_family(fanouts: tuple[int, ...], scales: tuple[float, ...], short_ter
             "hisac_iat": {"fanouts": (fanouts,), "temperature_scale": (AS_HISAC,)}}
 
 
+_ELBOW_GRIDS = {"hisac": {"fanouts": (None,), "temperature_scale": (0.05, 0.01)}}
+
 BLOCKS = {
     "synthetic_base_L1000": Block("synthetic", "base", 1000, _LONG_WORLD, grids=_BASE_L1000_GRIDS),
     # The same world with a tenth of the users: what each encoder makes of ~17k training targets.
@@ -141,6 +150,15 @@ BLOCKS = {
     "synthetic_fine_L1000": Block("synthetic", "fine", 1000, {**_LONG_WORLD, **_FINE},
                                   grids=_hisac_family((32, 8), (0.01, 0.05, 0.25, 1.0))),
     "synthetic_distant_L1000": Block("synthetic", "distant", 1000, {**_LONG_WORLD, **_DISTANT}),
+    # The base and fine worlds again, with the block codebook's levels chosen by the elbow rule (ELBOW:
+    # (64, 4) for 48 planted sub-categories, (128, 2) for 96, against (32, 8)): every encoder's semantic
+    # inputs follow it, and HiSAC's agents are its leaves (fanouts None: all 256). The routing
+    # temperatures keep about 85-90% and 97% of an item's weight in its own leaf here
+    # (the fine world's (32, 8) choice kept 92%).
+    "synthetic_base_L1000_elbow": Block("synthetic", "base_elbow", 1000, _LONG_WORLD, codebook=ELBOW,
+                                        grids=_ELBOW_GRIDS),
+    "synthetic_fine_L1000_elbow": Block("synthetic", "fine_elbow", 1000, {**_LONG_WORLD, **_FINE}, codebook=ELBOW,
+                                        grids=_ELBOW_GRIDS),
     # The L = 10,000 blocks run HiSAC at the library's defaults, not chosen here: at L = 10,000 one HiSAC run
     # takes longer than the base world's whole K study did at L = 1,000.
     "synthetic_base_L10000": Block("synthetic", "base", 10000, _VERY_LONG_WORLD, 40, batch_size=64, note=_FEWER,
@@ -230,6 +248,7 @@ class Data:
     long_tail: np.ndarray | None  # [num_events] bool, targets from a planted rare interest (synthetic)
     sizes: dict
     analysis: dict = dataclasses.field(default_factory=dict)  # what the data offers (repeat_evidence)
+    codebook_levels: tuple[int, ...] = ()  # the block codebook's level sizes (ELBOW resolved)
 
 
 def time_splits(index: history.HistoryIndex, rows: np.ndarray) -> dict:
@@ -270,8 +289,10 @@ def load_block(block: Block) -> Data:
              "median_history_of_targets": float(np.median(lengths)),
              "targets_with_history_beyond_L": float(np.mean(lengths > block.history_length)),
              "build_seconds": time.perf_counter() - started}
-    data = Data(block, dataset.schema, index, splits, validation_from, semantic.content_vectors(dataset),
-                long_tail, sizes, repeat_evidence(index, splits["test"], block.history_length))
+    item_vectors = semantic.content_vectors(dataset)
+    levels, choice = codebook_levels(block, item_vectors)
+    data = Data(block, dataset.schema, index, splits, validation_from, item_vectors, long_tail, sizes,
+                {**choice, **repeat_evidence(index, splits["test"], block.history_length)}, levels)
     data.analysis.update(routing_sharpness(data))
     data.analysis.update(user_rate_evidence(index, splits["test"], block.history_length))
     if world is not None:
@@ -282,13 +303,23 @@ def load_block(block: Block) -> Data:
     return data
 
 
+def codebook_levels(block: Block, item_vectors: np.ndarray) -> tuple[tuple[int, ...], dict]:
+    """The block codebook's level sizes, and for ``ELBOW`` the level-1 errors that chose them (label-free)."""
+    if block.codebook != ELBOW:
+        return tuple(block.codebook), {}
+    known = semantic.known_rows(item_vectors)
+    levels, errors = codebook.elbow_level_sizes(item_vectors[known], leaves=ELBOW_LEAVES, keys=known)
+    return levels, {"codebook_by_elbow": {"level_sizes": list(levels),
+                                          "level_1_error_by_size": {str(size): e for size, e in errors.items()}}}
+
+
 ROUTING_SCALES = (1.0, 0.25, 0.05, 0.01)
 
 
 def routing_sharpness(data: Data) -> dict:
     """Label-free: the share of an item's routing weight that stays in its own leaf of the block's
     codebook (``layers.hisac.own_leaf_share``) at each temperature scale (x the level-1 error)."""
-    fitted = fit_codebook(data, data.block.codebook, seed=0)
+    fitted = fit_codebook(data, data.codebook_levels, seed=0)
     level_1 = fitted.statistics["quantisation_error"][0]
     return {"own_leaf_share_by_temperature_scale": {
         str(scale): hisac.own_leaf_share(fitted, data.item_vectors, scale * level_1) for scale in ROUTING_SCALES}}
@@ -369,7 +400,7 @@ def evidence_ceilings(data: Data, world: synthetic.SyntheticWorld) -> dict:
     columns = {F.LABEL: labels, "action_type": index.events["action_type"], "dwell": index.events["dwell"],
                "quality": quality[items]}
     keys = {"subcategory": world.dataset.items["subcategory"][items],
-            "codebook_leaf": leaf_keys(data, fit_codebook(data, data.block.codebook, seed=0)),
+            "codebook_leaf": leaf_keys(data, fit_codebook(data, data.codebook_levels, seed=0)),
             "category": world.dataset.items[F.CATEGORY][items]}
     ceilings = {}
     for name, key in keys.items():
@@ -428,15 +459,16 @@ def event_tokens(data: Data, seed: int, token_dim: int, result: dict) -> tuple[n
     return source_models.compute_tokens(source, events), source.fingerprint()
 
 
-def settings_of(row: Row, block: Block, name: str = "", hisac_chosen: dict | None = None) -> list[dict]:
+def settings_of(row: Row, block: Block, name: str = "", hisac_chosen: dict | None = None,
+                levels: tuple[int, ...] | None = None) -> list[dict]:
     """Every combination of the row's grid (or the block's grid for the row; a list of grids: the
     combinations of each in turn), each merged over its fixed arguments (fan-outs wider than the
-    block's codebook are left out); ``AS_HISAC`` values are those of ``hisac_chosen`` (the block's
-    ``hisac`` row's chosen setting)."""
+    block's codebook, of level sizes ``levels`` if given, are left out; ``fanouts`` None keeps every
+    leaf); ``AS_HISAC`` values are those of ``hisac_chosen`` (the block's ``hisac`` row's chosen setting)."""
     grid = block.grids.get(name, row.grid)
     if isinstance(grid, (list, tuple)):  # a union of grids
         return [setting for part in grid for setting in settings_of(
-            row, dataclasses.replace(block, grids={name: part}), name, hisac_chosen)]
+            row, dataclasses.replace(block, grids={name: part}), name, hisac_chosen, levels)]
     grid = dict(grid)
     for key, values in grid.items():
         if AS_HISAC in values:
@@ -446,7 +478,8 @@ def settings_of(row: Row, block: Block, name: str = "", hisac_chosen: dict | Non
             grid[key] = (hisac_chosen[key],)
     names = sorted(grid)
     settings = [{**row.fixed, **dict(zip(names, values))} for values in itertools.product(*(grid[n] for n in names))]
-    fits = lambda setting: all(f <= s for f, s in zip(setting.get("fanouts", ()), block.codebook))  # noqa: E731
+    levels = levels or (() if block.codebook == ELBOW else block.codebook)
+    fits = lambda setting: all(f <= s for f, s in zip(setting.get("fanouts") or (), levels))  # noqa: E731
     return [setting for setting in settings if fits(setting)]
 
 
@@ -502,7 +535,7 @@ def run_one(data: Data, row: Row, setting: dict, seed: int, splits: tuple[str, .
     memory.reset_peak()
     result: dict = {"rss_at_start_mb": memory.rss_mb()}   # what the process holds before the run (runtime, data)
     block = data.block
-    fitted = fit_codebook(data, block.codebook, seed)  # the semantic inputs every encoder gets
+    fitted = fit_codebook(data, data.codebook_levels, seed)  # the semantic inputs every encoder gets
     encoder_codebook = fit_codebook(data, (setting["clusters"],), seed) if "clusters" in setting else fitted
     schema, build = example_builder(data, row, setting, fitted, seed, result)
     tf.keras.utils.set_random_seed(seed)
@@ -617,7 +650,7 @@ def run_row(data: Data, name: str, seeds: tuple[int, ...], log, checkpoint: RunC
             hisac_chosen: dict | None = None) -> dict:
     """Selection on validation (seed ``seeds[0]``), then the chosen setting on test over ``seeds``."""
     row = ROWS[name]
-    candidates = settings_of(row, data.block, name, hisac_chosen)
+    candidates = settings_of(row, data.block, name, hisac_chosen, data.codebook_levels)
     selection, runs = [], {}
     for setting in candidates:
         result = checkpoint.run(data, name, setting, seeds[0])

@@ -63,8 +63,8 @@ def profile(block_name: str, encoder: str, steps: int, rounds: int) -> dict:
     block = long_history.BLOCKS[block_name]
     data = phase("data", lambda: long_history.load_block(block))
     row = long_history.ROWS[encoder]
-    setting = long_history.settings_of(row, block, encoder)[0]
-    fitted = long_history.fit_codebook(data, block.codebook, 0)
+    setting = long_history.settings_of(row, block, encoder, levels=data.codebook_levels)[0]
+    fitted = long_history.fit_codebook(data, data.codebook_levels, 0)
     schema, build = long_history.example_builder(data, row, setting, fitted, 0, {})
     model = long_history.build_model(data, row, setting, fitted, schema, semantic_codebook=fitted)
     rows = data.splits["train"][:steps * block.batch_size]

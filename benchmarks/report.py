@@ -204,9 +204,12 @@ def render(results_dir: pathlib.Path = RESULTS_DIR, not_run: dict | None = None)
     return "\n\n".join([header] + sections) + "\n"
 
 
+def _value(value) -> str:
+    return "x".join(map(str, value)) if isinstance(value, list) else "all" if value is None else str(value)
+
+
 def _setting(chosen: dict) -> str:
-    return ", ".join(f"{key} {'x'.join(map(str, value)) if isinstance(value, list) else value}"
-                     for key, value in chosen.items()) or "–"
+    return ", ".join(f"{key} {_value(value)}" for key, value in chosen.items()) or "–"
 
 
 def _test(row: dict, metric: str) -> str:
@@ -234,6 +237,11 @@ def long_history_block(block: dict) -> str:
         title += f"; Bayes ceiling (the planted preferences) test AUC {sizes['bayes_auc']:.4f}"
     if block["settings"].get("note"):
         title += f" ({block['settings']['note']})"
+    elbow = block.get("analysis", {}).get("codebook_by_elbow")
+    if elbow:
+        title += (f"; block codebook {tuple(elbow['level_sizes'])}, its level 1 chosen by the elbow of the level-1 "
+                  "quantisation error (" + ", ".join(f"{size}: {error:.2f}" for size, error
+                                                     in elbow["level_1_error_by_size"].items()) + ")")
     if "analysis" in block:
         title += (f". The target item itself is in the window for "
                   f"{block['analysis']['test_targets_with_item_in_window']:.1%} of test targets; its past click "

@@ -72,6 +72,19 @@ def test_long_history_blocks_are_tabled_with_selection_and_the_gain_over_the_bes
     assert "`long_history.json`" in report.long_history_section(tmp_path / "absent")
 
 
+def test_a_block_with_an_elbow_codebook_says_which_levels_and_why(tmp_path):
+    block = _long_block({"sim_hard": (0.8498,), "hisac": (0.8460,)}, variant="fine_elbow")
+    block["encoders"]["hisac"]["chosen"] = {"fanouts": None, "temperature_scale": 0.05}
+    block["analysis"] = {"test_targets_with_item_in_window": 0.73, "item_click_rate_test_auc": 0.79,
+                         "codebook_by_elbow": {"level_sizes": [128, 2],
+                                               "level_1_error_by_size": {"64": 2.961, "128": 0.998, "256": 0.775}}}
+    (tmp_path / "long_history.json").write_text(json.dumps([block]))
+    text = report.long_history_section(tmp_path)
+    assert ("block codebook (128, 2), its level 1 chosen by the elbow of the level-1 quantisation error "
+            "(64: 2.96, 128: 1.00, 256: 0.78)") in text
+    assert "| hisac | fanouts all, temperature_scale 0.05 |" in text
+
+
 def test_both_generated_sections_of_the_docs_page_are_replaced(tmp_path):
     (tmp_path / "long_history.json").write_text(json.dumps([_long_block({"din_full": (0.8,)})]))
     page = tmp_path / "benchmarks.md"

@@ -166,3 +166,17 @@ def test_a_fresh_process_refuses_a_run_of_a_block_changed_since_the_parent_loade
     request = {"block": "synthetic_smoke_L100", "settings": {"epochs": 99}, "row": "hisac", "setting": {}, "seed": 0}
     with pytest.raises(ValueError, match="another block"):
         long_history.child_run(request)
+
+
+def test_an_elbow_block_takes_its_codebook_levels_from_the_item_vectors():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(12, 8)) * 5.0
+    vectors = np.concatenate([np.zeros((1, 8)), np.repeat(centres, 30, axis=0) + rng.normal(size=(360, 8)) * 0.3])
+    block = long_history.dataclasses.replace(long_history.BLOCKS["synthetic_smoke_L100"], codebook=long_history.ELBOW)
+    levels, analysis = long_history.codebook_levels(block, vectors.astype(np.float32))
+    assert levels == (16, 16) and analysis["codebook_by_elbow"]["level_sizes"] == [16, 16]
+    assert long_history.codebook_levels(long_history.BLOCKS["synthetic_smoke_L100"], vectors) == ((32, 8), {})
+    # Fan-outs are checked against the resolved levels; None (every leaf) always fits.
+    row = long_history.ROWS["hisac"]
+    grid = long_history.dataclasses.replace(block, grids={"hisac": {"fanouts": ((32, 8), (8, 8), None)}})
+    assert [s["fanouts"] for s in long_history.settings_of(row, grid, "hisac", levels=levels)] == [(8, 8), None]

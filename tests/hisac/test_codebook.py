@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tfrs_seqcompress.data import synthetic
-from tfrs_seqcompress.hisac.codebook import Codebook, CodebookError, fit_residual_kmeans
+from tfrs_seqcompress.hisac.codebook import Codebook, CodebookError, elbow_level_sizes, fit_residual_kmeans
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +88,37 @@ def test_bad_vectors_and_settings_are_named(content):
     codebook = fit_residual_kmeans(vectors, (4,))
     with pytest.raises(ValueError, match="dim 3; the codebook expects dim 16"):
         codebook.assign(np.zeros((2, 3)))
+
+
+def clustered(clusters: int, per_cluster: int = 30, dim: int = 8, seed: int = 0) -> np.ndarray:
+    """Points around ``clusters`` far-apart centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim)) * 5.0
+    return (np.repeat(centres, per_cluster, axis=0) + rng.normal(size=(clusters * per_cluster, dim)) * 0.3)
+
+
+@pytest.mark.parametrize("clusters, level_1", [(12, 16), (40, 64)])
+def test_the_elbow_puts_level_1_where_the_clusters_are_separated(clusters, level_1):
+    levels, errors = elbow_level_sizes(clustered(clusters, per_cluster=60), leaves=256, sizes=(8, 16, 32, 64, 128))
+    assert levels == (level_1, 256 // level_1)
+    # The step to the elbow at least halves the error; no step after it does.
+    assert errors[level_1] <= 0.5 * errors[level_1 // 2]
+    assert all(errors[2 * size] > 0.5 * errors[size] for size in (8, 16, 32, 64) if size >= level_1)
+
+
+def test_without_clusters_the_elbow_is_the_smallest_size_and_sizes_near_n_are_skipped():
+    blob = np.random.default_rng(0).normal(size=(300, 8))
+    levels, errors = elbow_level_sizes(blob, leaves=64, sizes=(8, 16, 32, 64, 128))
+    assert levels == (8, 8) and sorted(errors) == [8, 16, 32, 64]   # 128 codes for 300 vectors: skipped
+
+
+def test_the_elbow_refuses_bad_settings_by_name():
+    points = clustered(4, per_cluster=100)
+    with pytest.raises(ValueError, match="min_gain must be a fraction"):
+        elbow_level_sizes(points, min_gain=1.5)
+    with pytest.raises(ValueError, match="leaves must be a positive"):
+        elbow_level_sizes(points, leaves=0)
+    with pytest.raises(ValueError, match="sizes must be ascending"):
+        elbow_level_sizes(points, sizes=(32, 16))
+    with pytest.raises(ValueError, match="at most a quarter of the 400 vectors"):
+        elbow_level_sizes(points, sizes=(128, 256))

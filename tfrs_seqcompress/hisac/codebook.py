@@ -267,6 +267,54 @@ def fit_residual_kmeans(vectors: np.ndarray, level_sizes: Sequence[int], seed: i
     return Codebook(tuple(codewords), statistics)
 
 
+ELBOW_SIZES = (8, 16, 32, 64, 128, 256)
+
+
+def elbow_level_sizes(vectors: np.ndarray, leaves: int = 256, sizes: Sequence[int] = ELBOW_SIZES,
+                      min_gain: float = 0.5, seed: int = 0, iterations: int = 20,
+                      keys: np.ndarray | None = None) -> tuple[tuple[int, int], dict[int, float]]:
+    """Label-free level sizes of a two-level codebook: level 1 at the elbow of its quantisation error.
+
+    Level 1 takes the largest of ``sizes`` that cut the level-1 error by at least ``min_gain`` (a
+    fraction) from the size before it; the smallest size if no step cuts that much. On
+    structureless d-dim data, doubling the codes cuts the error by about ``1 - 2**(-2/d)`` (16% at
+    d = 8), so a cut of half means the larger size separated clusters the smaller one merged, while
+    the cuts after the last such step only split clusters. Level 2 fills the leaf budget:
+    ``max(1, leaves // level_1)`` codes, so the number of leaves (HiSAC's agent budget when every
+    leaf is a candidate) stays about ``leaves``.
+
+    Args:
+      vectors: ``[N, dim]`` semantic vectors (no padding row).
+      leaves: the leaf budget (codes at level 1 x codes at level 2).
+      sizes: the level-1 sizes tried, ascending; those over ``N / 4`` are skipped (near one vector
+        per code every doubling cuts the error steeply, clusters or not).
+      min_gain: the error cut (from the size before) that makes a size a candidate, in (0, 1).
+      seed, iterations, keys: as ``fit_residual_kmeans``.
+
+    Returns:
+      ``((level_1, level_2), {size: level-1 quantisation error})``.
+
+    Example::
+
+        levels, errors = elbow_level_sizes(item_vectors[known], keys=known)   # e.g. (128, 2)
+        codebook = fit_residual_kmeans(item_vectors[known], levels, keys=known)
+    """
+    points = check_vectors(vectors)
+    if not 0.0 < min_gain < 1.0:
+        raise ValueError(f"min_gain must be a fraction in (0, 1), got {min_gain}.")
+    if int(leaves) < 1:
+        raise ValueError(f"leaves must be a positive number of codebook leaves, got {leaves}.")
+    tried = [int(size) for size in sizes if 1 <= int(size) <= len(points) // 4]
+    if not tried or tried != sorted(set(tried)):
+        raise ValueError(f"sizes must be ascending level-1 sizes, at least one of them at most a quarter of the "
+                         f"{len(points)} vectors; got {tuple(sizes)}.")
+    errors = {size: fit_residual_kmeans(points, (size,), seed=seed, iterations=iterations,
+                                        keys=keys).statistics["quantisation_error"][0] for size in tried}
+    cut = [larger for smaller, larger in zip(tried, tried[1:]) if errors[larger] <= (1.0 - min_gain) * errors[smaller]]
+    level_1 = cut[-1] if cut else tried[0]
+    return (level_1, max(1, int(leaves) // level_1)), errors
+
+
 def check_level_sizes(level_sizes: Sequence[int]) -> None:
     if not 1 <= len(level_sizes) <= 4 or any(int(size) < 1 for size in level_sizes):
         raise ValueError(f"level_sizes must hold 1 to 4 positive code counts, got {tuple(level_sizes)}.")
